@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
 import numpy as np
+
+from .errors import ConfigError
+from .records import Group, Member
 
 
 def connected_components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -37,3 +44,178 @@ def _compress(parent: np.ndarray) -> None:
         if np.array_equal(grand, parent):
             return
         parent[:] = grand
+
+
+# -- groups with a keeper ---------------------------------------------------------------
+
+KEEPER_RULES = ("pixels", "lossless", "size", "shortest-path")
+"""Default keeper policy, applied in this order after marks and reference roots:
+most pixels, then lossless over lossy, then the larger file, then the shortest path
+(ties broken by the path itself)."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What grouping needs to know about one featured file."""
+
+    path: str
+    root: str
+    digest: str
+    size: int
+    width: int
+    height: int
+    lossless: bool
+
+
+@dataclass(frozen=True)
+class KeeperPolicy:
+    """How the keeper of a group is chosen (see :data:`KEEPER_RULES`)."""
+
+    rules: tuple[str, ...] = KEEPER_RULES
+    reference_roots: tuple[str, ...] = ()
+    keeper_marks: frozenset[str] = frozenset()
+
+    def sort_key(self, f: FileInfo) -> tuple[Any, ...]:
+        """Smaller key = better keeper."""
+        key: list[Any] = [f.path not in self.keeper_marks, f.root not in self.reference_roots]
+        for rule in self.rules:
+            if rule == "pixels":
+                key.append(-(f.width * f.height))
+            elif rule == "lossless":
+                key.append(not f.lossless)
+            elif rule == "size":
+                key.append(-f.size)
+            elif rule == "shortest-path":
+                key.append(len(f.path))
+            else:
+                raise ConfigError(
+                    f"Unknown keeper rule {rule!r}; choose from: {', '.join(KEEPER_RULES)}."
+                )
+        key.append(f.path)
+        return tuple(key)
+
+
+JudgeFn = Callable[[str, str], "DigestPairLike | None"]
+
+
+class DigestPairLike(Protocol):
+    relation: str
+    score: float
+    evidence: dict[str, Any]
+
+
+def build_groups(
+    files: Sequence[FileInfo],
+    edges: Sequence[tuple[str, str]],
+    judge: JudgeFn,
+    policy: KeeperPolicy = KeeperPolicy(),
+) -> list[Group]:
+    """Group files linked by duplicate ``edges`` (digest pairs), with one keeper each.
+
+    Files sharing a digest are ``exact`` duplicates. Every member of a returned group is a
+    verified duplicate of its keeper (``judge(keeper_digest, member_digest)``); members that
+    are not are split off and grouped again among themselves, so chains never glue
+    unrelated pictures together.
+    """
+    by_digest: dict[str, list[FileInfo]] = {}
+    for f in files:
+        by_digest.setdefault(f.digest, []).append(f)
+    digests = sorted(by_digest)
+    index = {d: k for k, d in enumerate(digests)}
+    pairs = [(index[a], index[b]) for a, b in edges if a in index and b in index]
+    ii = np.array([p[0] for p in pairs], dtype=np.int64)
+    jj = np.array([p[1] for p in pairs], dtype=np.int64)
+    labels = connected_components(len(digests), ii, jj)
+    adjacency: dict[str, set[str]] = {}
+    for a, b in pairs:
+        adjacency.setdefault(digests[a], set()).add(digests[b])
+        adjacency.setdefault(digests[b], set()).add(digests[a])
+    components: dict[int, list[str]] = {}
+    for k, label in enumerate(labels.tolist()):
+        components.setdefault(label, []).append(digests[k])
+    raw: list[tuple[FileInfo, list[tuple[FileInfo, str, float, dict[str, Any]]]]] = []
+    for component in components.values():
+        members = [f for d in component for f in by_digest[d]]
+        if len(members) > 1:
+            raw.extend(_split_by_keeper(members, adjacency, judge, policy))
+    raw.sort(key=lambda g: g[0].path)
+    return [_to_group(k + 1, keeper, rest, policy) for k, (keeper, rest) in enumerate(raw)]
+
+
+def _split_by_keeper(
+    files: list[FileInfo],
+    adjacency: dict[str, set[str]],
+    judge: JudgeFn,
+    policy: KeeperPolicy,
+) -> list[tuple[FileInfo, list[tuple[FileInfo, str, float, dict[str, Any]]]]]:
+    """Pick a keeper, keep the files that duplicate it, and regroup the rest."""
+    out = []
+    pending = [files]
+    while pending:
+        component = pending.pop()
+        if len(component) < 2:
+            continue
+        keeper, *others = sorted(component, key=policy.sort_key)
+        kept, left = [], []
+        for f in others:
+            relation = _relation_to_keeper(keeper, f, judge)
+            if relation is None:
+                left.append(f)
+            else:
+                kept.append((f, *relation))
+        if kept:
+            out.append((keeper, kept))
+        pending.extend(_components_of(left, adjacency))
+    return out
+
+
+def _relation_to_keeper(
+    keeper: FileInfo, f: FileInfo, judge: JudgeFn
+) -> tuple[str, float, dict[str, Any]] | None:
+    if f.digest == keeper.digest:
+        return ("exact", 1.0, {"method": "content digest"})
+    pair = judge(keeper.digest, f.digest)
+    if pair is None:
+        return None
+    return (pair.relation, pair.score, pair.evidence)
+
+
+def _components_of(files: list[FileInfo], adjacency: dict[str, set[str]]) -> list[list[FileInfo]]:
+    digests = {f.digest for f in files}
+    seen: set[str] = set()
+    comps: list[list[FileInfo]] = []
+    for f in sorted(files, key=lambda x: x.path):
+        if f.digest in seen:
+            continue
+        stack, comp = [f.digest], set()
+        while stack:
+            d = stack.pop()
+            if d in comp:
+                continue
+            comp.add(d)
+            stack.extend(n for n in adjacency.get(d, ()) if n in digests and n not in comp)
+        seen |= comp
+        comps.append([x for x in files if x.digest in comp])
+    return comps
+
+
+def _to_group(
+    gid: int,
+    keeper: FileInfo,
+    rest: list[tuple[FileInfo, str, float, dict[str, Any]]],
+    policy: KeeperPolicy,
+) -> Group:
+    members = tuple(
+        Member(
+            path=f.path,
+            relation=relation,  # type: ignore[arg-type]
+            score=round(score, 4),
+            root=f.root,
+            size=f.size,
+            reference=f.root in policy.reference_roots,
+            evidence=evidence,
+        )
+        for f, relation, score, evidence in sorted(rest, key=lambda m: m[0].path)
+    )
+    roots = tuple(sorted({keeper.root, *(m.root for m in members)}))
+    return Group(gid, keeper.path, keeper.root, keeper.size, members, roots)

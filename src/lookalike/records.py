@@ -66,6 +66,7 @@ class Member:
     root: str
     size: int
     reference: bool = False
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,187 @@
+"""The ``lookalike`` command line: a thin shell over the library.
+
+Exit codes: 0 success (whether or not duplicates were found); 1 a fatal error, printed as
+``Error: ...`` on stderr; 2 a usage error (bad flag or value); 3 the scan completed but some
+files failed and ``--strict`` was given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import LookalikeError
+
+EXIT_FAILURES = 3
+
+
+def _fail_on_library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into ``Error: ...`` lines and exit code 1."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LookalikeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo("Interrupted; finished work is kept in the store. Re-run to resume.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that runs a scan."""
+    options = [
+        click.option("--db", type=click.Path(dir_okay=False), help="SQLite store (default: a file under ~/.cache/lookalike/stores, or $LOOKALIKE_DB)."),
+        click.option("--include", multiple=True, metavar="GLOB", help="Only scan paths matching GLOB (relative to the root; repeatable)."),
+        click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching GLOB (repeatable)."),
+        click.option("--include-hidden", is_flag=True, help="Scan hidden files and folders too."),
+        click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected)."),
+        click.option("--reference", multiple=True, type=click.Path(file_okay=False), metavar="ROOT", help="A root whose files are always preferred as keepers and never proposed for removal (repeatable)."),
+        click.option("--keeper-rule", "keeper_rules", multiple=True, type=click.Choice(["pixels", "lossless", "size", "shortest-path"]), help="Keeper policy, in order (repeatable). Default: pixels, lossless, size, shortest-path."),
+        click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None, help="Similarity a near-duplicate needs, in [0, 1] (default 0.8). Lower finds more, higher is stricter."),
+        click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this (decompression bombs)."),
+        click.option("--engine", type=click.Choice(["local", "threads", "processes", "serial"]), default="local", show_default=True, help="Where decoding runs."),
+        click.option("--workers", type=click.IntRange(1), default=None, help="Parallel workers (default: usable CPUs)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(kw: dict[str, Any]) -> Any:
+    from dataclasses import replace
+
+    from .discovery import DiscoveryOptions
+    from .pipeline import ScanSettings
+
+    settings = ScanSettings(
+        discovery=DiscoveryOptions(
+            include=tuple(kw["include"]),
+            exclude=tuple(kw["exclude"]),
+            include_hidden=kw["include_hidden"],
+            follow_symlinks=kw["follow_symlinks"],
+        ),
+        reference_roots=tuple(kw["reference"]),
+    )
+    if kw["keeper_rules"]:
+        settings = replace(settings, keeper_rules=tuple(kw["keeper_rules"]))
+    if kw["max_pixels"] is not None:
+        settings = replace(settings, max_pixels=kw["max_pixels"])
+    if kw["min_score"] is not None:
+        verify = replace(settings.match.verify, min_score=kw["min_score"])
+        settings = replace(settings, match=replace(settings.match, verify=verify))
+    return settings
+
+
+def _run_scan(roots: list[str], kw: dict[str, Any]) -> Any:
+    from .pipeline import scan
+    from .progress import progress_reporter
+
+    with progress_reporter(enabled=not kw["quiet"]) as progress:
+        return scan(
+            roots,
+            db=kw["db"],
+            settings=_settings(kw),
+            engine=kw["engine"],
+            workers=kw["workers"],
+            progress=progress,
+        )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lookalike")
+def main() -> None:
+    """Find exact and near-duplicate images and duplicate objects; review and remove them safely."""
+
+
+@main.command()
+@click.argument("roots", nargs=-1, type=click.Path(file_okay=False))
+@scan_options
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the full result as JSON (schema in the README); '-' for stdout.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write one row per grouped file (keep/remove) as CSV; '-' for stdout.")
+@click.option("--strict", is_flag=True, help="Exit with code 3 when some files could not be read.")
+@_fail_on_library_errors
+def scan(roots: tuple[str, ...], json_out: str | None, csv_out: str | None, strict: bool, **kw: Any) -> None:
+    """Scan ROOT folders for duplicate images (several roots = several datasets).
+
+    With no ROOT, scans a small generated sample so you can see what lookalike does.
+    """
+    from . import report
+
+    if not roots:
+        roots = (_sample_root(),)
+        click.echo(f"No folder given: scanning a generated sample in {roots[0]}", err=True)
+    result = _run_scan(list(roots), kw)
+    if json_out:
+        _write(json_out, report.to_json(result))
+    if csv_out:
+        _write(csv_out, report.to_csv(result.groups))
+    if json_out != "-" and csv_out != "-":
+        click.echo(report.summary_text(result))
+    if strict and result.failures:
+        sys.exit(EXIT_FAILURES)
+
+
+@main.command("eval")
+@click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--truth", required=True, type=click.Path(dir_okay=False), help="Ground truth in the truth.json format.")
+@click.option("--exclude-transform", "exclude_transforms", multiple=True, metavar="NAME", help="Leave out variants made with this transform (repeatable), e.g. crop, rotate, hflip.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the scores as JSON.")
+@scan_options
+@_fail_on_library_errors
+def evaluate_command(roots: tuple[str, ...], truth: str, exclude_transforms: tuple[str, ...], json_out: str | None, **kw: Any) -> None:
+    """Scan ROOTS and score the groups against ground truth (precision, recall, F1)."""
+    from .evaluation import evaluate, format_evaluation, load_truth
+
+    truth_data = load_truth(truth)
+    result = _run_scan(list(roots), kw)
+    scores = evaluate(result.groups, truth_data, exclude_transforms=exclude_transforms)
+    if json_out:
+        _write(json_out, json.dumps(scores, indent=2))
+    if json_out != "-":
+        click.echo(format_evaluation(scores))
+
+
+def _write(target: str, text: str) -> None:
+    if target == "-":
+        click.echo(text)
+        return
+    try:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise click.ClickException(f"Cannot write {target!r}: {exc.strerror or exc}") from exc
+
+
+def _sample_root() -> str:
+    from .testing import write_dataset
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = cache / "lookalike" / "sample"
+    if not (root / "truth.json").exists():
+        truth = write_dataset(root / "images", rng=7)
+        (root / "truth.json").write_text(truth.to_json() if isinstance(truth.to_json(), str) else "")
+    return str(root / "images")
+
+
+def _register_optional_commands() -> None:
+    try:
+        from .cli_objects import objects_command
+    except ImportError:
+        return
+    main.add_command(objects_command, "objects")
+
+
+_register_optional_commands()

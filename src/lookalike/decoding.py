@@ -1,0 +1,250 @@
+"""Bytes -> a normalised grayscale picture, by content, with EXIF orientation applied.
+
+The format is told by the file's first bytes (magic numbers), never by its extension.
+JPEGs are decoded in Pillow's draft mode (DCT scaling), which is what makes a scan fast:
+features only need a picture of about ``draft_px`` pixels on its short side.
+
+Every problem becomes a :class:`~lookalike.errors.DecodeError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DecodeError, require
+
+DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own hard limit (2 x MAX_IMAGE_PIXELS)
+DRAFT_PX = 256
+
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .mpo .heic .heif .avif".split()
+)
+LOSSLESS_FORMATS = frozenset({"PNG", "BMP", "GIF", "TIFF"})
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded picture reduced for feature extraction, plus facts about the file."""
+
+    gray: np.ndarray  # 2-D uint8, upright, about draft_px on its short side (or smaller)
+    width: int  # full-resolution width after EXIF orientation
+    height: int
+    format: str  # JPEG, PNG, WEBP, ...
+    lossless: bool
+    pixel_digest: str | None  # hash of full-resolution pixels, for lossless files only
+    orientation: int  # EXIF orientation tag that was applied (1 = none)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Name the image format from the first bytes of a file, or ``None`` if not an image."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _AVIF_BRANDS:
+            return "AVIF"
+        if brand in _HEIF_BRANDS:
+            return "HEIF"
+    return None
+
+
+def content_digest(data: bytes) -> str:
+    """SHA-256 of the file's bytes: the identity of its content."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_px: int = DRAFT_PX
+) -> DecodedImage:
+    """Decode image bytes into an upright grayscale picture for feature extraction.
+
+    Raises:
+        DecodeError: not an image, unsupported, truncated, corrupt, or too many pixels.
+    """
+    kind = sniff_format(data[:32])
+    if kind is None:
+        raise DecodeError(_not_an_image_message(data), stage="identify")
+    if kind in ("HEIF", "AVIF"):
+        _register_heif_opener(kind)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return _decode_opened(im, max_pixels=max_pixels, draft_px=draft_px)
+    except DecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"decompression bomb refused: {exc}", stage="decode") from exc
+    except UnidentifiedImageError as exc:
+        raise DecodeError(f"{kind} header is not readable (corrupt file)", stage="identify") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        raise DecodeError(f"cannot decode {kind}: {_one_line(exc)}", stage="decode") from exc
+    except MemoryError as exc:
+        raise DecodeError(f"out of memory decoding {kind}", stage="decode") from exc
+
+
+def decode_full_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """Return the digest of an image's full-resolution, upright pixels (any format).
+
+    Used on demand to tell ``pixel`` duplicates among lossy files with different bytes.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                _check_pixels(im, max_pixels)
+                im.load()
+                return _pixel_digest(_upright(im))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DecodeError(f"cannot decode: {_one_line(exc)}", stage="decode") from exc
+
+
+def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> DecodedImage:
+    _check_pixels(im, max_pixels)
+    fmt = (im.format or "unknown").upper()
+    lossless = _is_lossless(im, fmt)
+    orientation = _orientation(im)
+    width, height = im.size if orientation < 5 else im.size[::-1]
+    if lossless:
+        im.load()
+        upright = _upright(im)
+        digest: str | None = _pixel_digest(upright)
+    else:
+        if fmt in ("JPEG", "MPO") and im.mode in ("RGB", "L", "YCbCr"):
+            im.draft("L", (draft_px, draft_px))
+        im.load()
+        upright = _upright(im)
+        digest = None
+    return DecodedImage(
+        gray=to_gray(upright),
+        width=width,
+        height=height,
+        format=fmt,
+        lossless=lossless,
+        pixel_digest=digest,
+        orientation=orientation,
+    )
+
+
+def _check_pixels(im: Image.Image, max_pixels: int) -> None:
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise DecodeError(f"image has an empty size {w}x{h}", stage="identify")
+    if w * h > max_pixels:
+        raise DecodeError(
+            f"decompression bomb refused: {w}x{h} = {w * h:,} pixels exceeds --max-pixels "
+            f"{max_pixels:,}; raise --max-pixels if the image is genuine",
+            stage="identify",
+        )
+
+
+def _is_lossless(im: Image.Image, fmt: str) -> bool:
+    if fmt == "WEBP":
+        return bool(getattr(im, "info", {}).get("lossless")) or _webp_is_lossless(im)
+    if fmt == "TIFF":
+        return str(im.info.get("compression", "raw")).lower() not in ("jpeg", "tiff_jpeg", "webp")
+    return fmt in LOSSLESS_FORMATS
+
+
+def _webp_is_lossless(im: Image.Image) -> bool:
+    fp = getattr(im, "fp", None)
+    if fp is None:
+        return False
+    pos = fp.tell()
+    try:
+        fp.seek(0)
+        head = fp.read(64)
+    finally:
+        fp.seek(pos)
+    return b"VP8L" in head[12:40]
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - corrupt EXIF must not lose the image
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 - corrupt EXIF: keep the stored orientation
+        return im
+
+
+def to_gray(im: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to 2-D uint8 luminance; transparency is flattened on white."""
+    mode = im.mode
+    if mode == "L":
+        return np.asarray(im, dtype=np.uint8)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        return np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+    if mode in ("P", "PA") or "A" in mode or "a" in mode or mode == "LA":
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("L"), dtype=np.uint8)
+    if mode in ("RGB", "1"):
+        return np.asarray(im.convert("L"), dtype=np.uint8)
+    return np.asarray(im.convert("RGB").convert("L"), dtype=np.uint8)
+
+
+def _pixel_digest(im: Image.Image) -> str:
+    """Digest of canonical pixels: gray and RGB with equal channels hash alike."""
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.ascontiguousarray(np.asarray(im, dtype=np.float64))
+        tag = b"wide"
+    else:
+        has_alpha = "A" in mode or "a" in mode or mode == "PA" or "transparency" in im.info
+        canon = im.convert("RGBA" if has_alpha else "RGB")
+        arr = np.asarray(canon)
+        if has_alpha and bool((arr[..., 3] == 255).all()):
+            arr = arr[..., :3]
+        arr = np.ascontiguousarray(arr)
+        tag = b"rgb%d" % arr.shape[-1]
+    h = hashlib.sha256(tag + b"%dx%d:" % (arr.shape[1], arr.shape[0]))
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _register_heif_opener(kind: str) -> None:
+    module = require("pillow_heif", extra="heif")
+    if kind == "AVIF" and hasattr(module, "register_avif_opener"):
+        module.register_avif_opener()
+    module.register_heif_opener()
+
+
+def _not_an_image_message(data: bytes) -> str:
+    if not data:
+        return "empty file (0 bytes)"
+    head = data[:8]
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "not an image: the file holds text"
+    return f"not an image: unknown content starting with {head.hex(' ')}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]

@@ -1,0 +1,303 @@
+"""The scan: discover -> extract (decode + features) -> match -> group -> store.
+
+:func:`scan` is the library entry point behind ``lookalike scan``. It is incremental: a
+file whose path, size and mtime are unchanged is not read again, a file whose content is
+already featured (a rename, a copy) is read and digested but not decoded, and pair verdicts
+are cached. Results are committed in small batches, so an interrupted scan resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels
+from .discovery import DiscoveryOptions, FileEntry, Skipped, discover_files, normalise_roots
+from .errors import ConfigError, DecodeError
+from .executors import get_executor
+from .extraction import ExtractOutcome, ExtractTask, extract_file, release_store_lookups
+from .grouping import FileInfo, KeeperPolicy, build_groups
+from .matching import MatchSettings, PairJudge, find_pairs
+from .records import Failure, Group, Pair, ProgressCallback
+from .store import Store, default_store_path
+
+_BATCH = 256
+_BATCH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """Everything that shapes a scan's result (stored with each run)."""
+
+    discovery: DiscoveryOptions = DiscoveryOptions()
+    match: MatchSettings = MatchSettings()
+    keeper_rules: tuple[str, ...] = KeeperPolicy().rules
+    reference_roots: tuple[str, ...] = ()
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a scan found; :func:`lookalike.report.to_dict` turns it into the JSON schema."""
+
+    roots: tuple[str, ...]
+    store_path: str
+    images: int
+    failures: tuple[Failure, ...]
+    skipped: tuple[Failure, ...]
+    groups: tuple[Group, ...]
+    pairs: tuple[Pair, ...]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage:
+    """Names of the scan steps reported to a progress callback."""
+
+    DISCOVER = "discover"
+    EXTRACT = "extract"
+    MATCH = "match"
+
+
+def scan(
+    roots: Sequence[str | os.PathLike[str]],
+    *,
+    db: str | os.PathLike[str] | None = None,
+    settings: ScanSettings = ScanSettings(),
+    engine: str = "local",
+    workers: int | None = None,
+    progress: Any = None,
+) -> ScanResult:
+    """Scan folders for duplicate images and return groups with a keeper each.
+
+    Args:
+        roots: folders to scan; several roots are several datasets (leakage is reported).
+        db: SQLite store path; default :func:`lookalike.store.default_store_path`.
+        settings: discovery, matching and keeper options.
+        engine: ``local`` (threads), ``processes`` or ``serial``.
+        workers: parallel workers (default: usable CPUs).
+        progress: optional ``progress(stage, done, total)`` callback; ``total`` is
+            ``None`` while unknown. Returning ``False`` cancels the scan.
+
+    Raises:
+        InputNotFoundError: a root does not exist.
+        ConfigError: bad options.
+        StoreError: the store cannot be opened or written.
+    """
+    abs_roots = normalise_roots(roots)
+    reference = tuple(normalise_roots(settings.reference_roots)) if settings.reference_roots else ()
+    unknown = [r for r in reference if r not in abs_roots]
+    if unknown:
+        raise ConfigError(
+            f"--reference {unknown[0]!r} is not one of the scanned roots; pass it as a root too."
+        )
+    settings = _with_reference(settings, reference)
+    store_path = os.fspath(db) if db is not None else os.fspath(default_store_path(abs_roots))
+    started = time.perf_counter()
+    with Store(store_path) as store:
+        run_id = store.start_run(abs_roots, _settings_dict(settings))
+        counts = _extract_all(store, abs_roots, run_id, settings, engine, workers, progress)
+        store.forget_unseen(abs_roots, run_id)
+        extracted = time.perf_counter()
+        result = _match_and_group(store, abs_roots, run_id, settings, workers, progress)
+        store.finish_run(run_id)
+    stats = {
+        **counts,
+        "extract_seconds": round(extracted - started, 3),
+        "match_seconds": round(time.perf_counter() - extracted, 3),
+    }
+    return ScanResult(
+        roots=tuple(abs_roots),
+        store_path=store_path,
+        images=result["images"],
+        failures=result["failures"],
+        skipped=result["skipped"],
+        groups=result["groups"],
+        pairs=result["pairs"],
+        stats=stats,
+    )
+
+
+def _with_reference(settings: ScanSettings, reference: tuple[str, ...]) -> ScanSettings:
+    from dataclasses import replace
+
+    return replace(settings, reference_roots=reference)
+
+
+def _settings_dict(settings: ScanSettings) -> dict[str, Any]:
+    return asdict(settings)
+
+
+def _report(progress: Any, stage: str, done: int, total: int | None) -> None:
+    if progress is not None and progress(stage, done, total) is False:
+        raise KeyboardInterrupt("scan cancelled by the progress callback")
+
+
+def _extract_all(
+    store: Store,
+    roots: list[str],
+    run_id: int,
+    settings: ScanSettings,
+    engine: str,
+    workers: int | None,
+    progress: Any,
+) -> dict[str, int]:
+    """Discover files and extract the new or changed ones, committing in batches."""
+    known = store.known_files(roots)
+    unchanged: list[str] = []
+    tasks: list[ExtractTask] = []
+    skipped_rows: list[tuple[Any, ...]] = []
+    for item in discover_files(roots, settings.discovery):
+        if isinstance(item, Skipped):
+            root = _root_of(item.path, roots)
+            skipped_rows.append((item.path, root, 0, 0, None, "skipped", "discover", item.reason, run_id))
+            continue
+        if _is_unchanged(item, known.get(item.path)):
+            unchanged.append(item.path)
+        else:
+            tasks.append(_task(item, settings, store))
+        _report(progress, Stage.DISCOVER, len(unchanged) + len(tasks), None)
+    store.touch_files(unchanged, run_id)
+    store.save_files(skipped_rows, [])
+    done = 0
+    _report(progress, Stage.EXTRACT, 0, len(tasks))
+    if tasks:
+        executor = get_executor(engine, workers=workers)
+        try:
+            for batch in _batches(executor.map_unordered(extract_file, tasks)):
+                _save_outcomes(store, batch, run_id)
+                done += len(batch)
+                _report(progress, Stage.EXTRACT, done, len(tasks))
+        finally:
+            executor.close()
+            release_store_lookups()
+    return {"files_unchanged": len(unchanged), "files_extracted": len(tasks)}
+
+
+def _root_of(path: str, roots: list[str]) -> str:
+    for root in roots:
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return root
+    return roots[0]
+
+
+def _is_unchanged(entry: FileEntry, known: tuple[int, int, str | None, str] | None) -> bool:
+    return known is not None and known[0] == entry.size and known[1] == entry.mtime_ns
+
+
+def _task(entry: FileEntry, settings: ScanSettings, store: Store) -> ExtractTask:
+    return ExtractTask(
+        path=entry.path,
+        root=entry.root,
+        size=entry.size,
+        mtime_ns=entry.mtime_ns,
+        max_pixels=settings.max_pixels,
+        store_path=os.fspath(store.path),
+    )
+
+
+def _batches(outcomes: Iterator[ExtractOutcome]) -> Iterator[list[ExtractOutcome]]:
+    batch: list[ExtractOutcome] = []
+    last = time.monotonic()
+    for outcome in outcomes:
+        batch.append(outcome)
+        if len(batch) >= _BATCH or time.monotonic() - last > _BATCH_SECONDS:
+            yield batch
+            batch, last = [], time.monotonic()
+    if batch:
+        yield batch
+
+
+def _save_outcomes(store: Store, batch: list[ExtractOutcome], run_id: int) -> None:
+    rows = [
+        (o.task.path, o.task.root, o.task.size, o.task.mtime_ns, o.digest, o.status, o.stage,
+         o.error, run_id)
+        for o in batch
+    ]
+    store.save_files(rows, [o.image for o in batch if o.image is not None])
+
+
+def _match_and_group(
+    store: Store,
+    roots: list[str],
+    run_id: int,
+    settings: ScanSettings,
+    workers: int | None,
+    progress: Any,
+) -> dict[str, Any]:
+    files = store.files_of_run(run_id)
+    ok = [f for f in files if f["status"] == "ok"]
+    failures = tuple(
+        Failure(f["path"], f["stage"] or "read", f["error"] or "") for f in files if f["status"] == "failed"
+    )
+    skipped = tuple(
+        Failure(f["path"], f["stage"] or "discover", f["error"] or "")
+        for f in files
+        if f["status"] == "skipped"
+    )
+    digests = sorted({f["digest"] for f in ok})
+    rows = store.load_images(digests)
+    paths_by_digest: dict[str, str] = {}
+    for f in ok:
+        paths_by_digest.setdefault(f["digest"], f["path"])
+    key = settings.match.cache_key()
+    judge = PairJudge(rows, settings.match, store.load_verdicts(key), _pixel_digest_lookup(store, rows, paths_by_digest))
+    _report(progress, Stage.MATCH, 0, 1)
+    blocked = store.not_duplicate_pairs()
+    pairs = [p for p in find_pairs(rows, settings.match, judge, workers=workers) if (p.a, p.b) not in blocked]
+    infos = [
+        FileInfo(f["path"], f["root"], f["digest"], f["size"], f["width"], f["height"], bool(f["lossless"]))
+        for f in ok
+    ]
+    marks = store.marks()
+    policy = KeeperPolicy(
+        rules=settings.keeper_rules,
+        reference_roots=settings.reference_roots,
+        keeper_marks=frozenset(p for p, m in marks.items() if m == "keeper"),
+    )
+
+    def judge_fn(a: str, b: str) -> Any:
+        if (a, b) in blocked:
+            return None
+        return judge.judge(a, b)
+
+    groups = build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy)
+    store.save_verdicts(key, [(a, b, *v) for (a, b), v in judge.new.items()])
+    store.replace_groups(run_id, groups)
+    _report(progress, Stage.MATCH, 1, 1)
+    file_pairs = _file_pairs(pairs, ok)
+    return {"images": len(ok), "failures": failures, "skipped": skipped, "groups": tuple(groups), "pairs": file_pairs}
+
+
+def _pixel_digest_lookup(store: Store, rows: Sequence[Any], paths: dict[str, str]) -> Any:
+    known = {r.digest: r.pixel_digest for r in rows if r.pixel_digest}
+
+    def lookup(digest: str) -> str | None:
+        if digest in known:
+            return known[digest]
+        try:
+            with open(paths[digest], "rb") as fh:
+                value = decode_full_pixels(fh.read())
+        except (OSError, DecodeError):
+            return None
+        known[digest] = value
+        store.set_pixel_digest(digest, value)
+        return value
+
+    return lookup
+
+
+def _file_pairs(pairs: Sequence[Any], ok: list[dict[str, Any]]) -> tuple[Pair, ...]:
+    """Expand digest pairs to one representative file pair each (plus exact copies)."""
+    by_digest: dict[str, list[str]] = {}
+    for f in ok:
+        by_digest.setdefault(f["digest"], []).append(f["path"])
+    out = []
+    for paths in by_digest.values():
+        paths.sort()
+        out.extend(Pair(paths[0], other, "exact", 1.0, {"method": "content digest"}) for other in paths[1:])
+    for p in pairs:
+        out.append(Pair(by_digest[p.a][0], by_digest[p.b][0], p.relation, p.score, p.evidence))
+    return tuple(sorted(out, key=lambda p: (p.a, p.b)))

@@ -1,0 +1,445 @@
+"""The persistent store: one SQLite file (stdlib ``sqlite3``, WAL mode).
+
+Tables (schema version in ``PRAGMA user_version``):
+
+* ``files``: every path seen under the scanned roots with its identity (size, mtime,
+  content digest) and status ``ok`` / ``failed`` / ``skipped`` with stage and reason.
+* ``images``: features keyed by content digest, so a renamed or copied file costs no decode.
+* ``verdicts``: cached pair verifications keyed by the two digests and the settings.
+* ``groups`` / ``members``: the duplicate groups of the latest scan.
+* ``runs``: one row per scan (roots, settings, start and end time, status).
+* ``marks`` / ``pair_marks``: a person's decisions (exclude, keep, keeper, not-a-duplicate);
+  they are keyed by content digest and path so they survive re-scans.
+
+Writes happen in short transactions, so a scan killed at any point leaves a consistent
+store and the next scan resumes from what was committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import StoreError, StoreVersionError
+from .features import DESCRIPTOR_DIM, THUMB_PX, Features
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,
+    root BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    digest TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
+    stage TEXT,
+    error TEXT,
+    run_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS files_digest ON files(digest);
+CREATE INDEX IF NOT EXISTS files_root ON files(root);
+CREATE TABLE IF NOT EXISTS images (
+    digest TEXT PRIMARY KEY,
+    feature_version INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    lossless INTEGER NOT NULL,
+    pixel_digest TEXT,
+    orientation INTEGER NOT NULL,
+    phash BLOB NOT NULL,
+    descriptor BLOB NOT NULL,
+    thumb BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS verdicts (
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    accepted INTEGER NOT NULL,
+    score REAL NOT NULL,
+    evidence TEXT NOT NULL,
+    PRIMARY KEY (a, b, settings)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    finished REAL,
+    roots TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    keeper BLOB NOT NULL,
+    relation TEXT NOT NULL,
+    roots TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    path BLOB NOT NULL,
+    relation TEXT NOT NULL,
+    score REAL NOT NULL,
+    reference INTEGER NOT NULL,
+    evidence TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS members_group ON members(group_id);
+CREATE TABLE IF NOT EXISTS marks (
+    path BLOB NOT NULL PRIMARY KEY,
+    digest TEXT,
+    mark TEXT NOT NULL CHECK (mark IN ('exclude', 'keep', 'keeper')),
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pair_marks (
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    mark TEXT NOT NULL CHECK (mark IN ('not-duplicate')),
+    created REAL NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """Facts and features of one content digest, as stored."""
+
+    digest: str
+    width: int
+    height: int
+    format: str
+    lossless: bool
+    pixel_digest: str | None
+    orientation: int
+    features: Features
+
+
+def default_store_path(roots: Sequence[str]) -> Path:
+    """Where a scan of ``roots`` keeps its store unless ``--db`` or ``LOOKALIKE_DB`` says.
+
+    ``$XDG_CACHE_HOME/lookalike/stores/<hash of the sorted absolute roots>.db``
+    (``~/.cache`` when ``XDG_CACHE_HOME`` is unset), so read-only datasets work.
+    """
+    env = os.environ.get("LOOKALIKE_DB")
+    if env:
+        return Path(env)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha1("\0".join(sorted(roots)).encode("utf-8", "surrogateescape")).hexdigest()
+    return cache / "lookalike" / "stores" / f"{key[:16]}.db"
+
+
+def to_blob(path: str) -> bytes:
+    """Encode a path losslessly (names that are not valid UTF-8 included)."""
+    return os.fsencode(path)
+
+
+def from_blob(blob: bytes) -> str:
+    """Decode a path stored by :func:`to_blob`."""
+    return os.fsdecode(bytes(blob))
+
+
+class Store:
+    """A lookalike store backed by one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.conn = _connect(self.path, readonly=readonly)
+        if not readonly:
+            self._migrate()
+
+    def close(self) -> None:
+        """Close the connection (committing nothing further)."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run statements in one short write transaction."""
+        try:
+            with self.conn:
+                yield self.conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot write the store {str(self.path)!r}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"The store {str(self.path)!r} was written by a newer lookalike (schema "
+                f"{version} > {SCHEMA_VERSION}). Upgrade lookalike or use another --db."
+            )
+        with self.transaction() as conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- runs -------------------------------------------------------------------------
+    def start_run(self, roots: Sequence[str], settings: dict[str, Any]) -> int:
+        """Record the start of a scan and return its id."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (started, roots, settings, status) VALUES (?, ?, ?, 'running')",
+                (time.time(), json.dumps(list(roots)), json.dumps(settings, sort_keys=True)),
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str = "done") -> None:
+        """Mark a scan as finished."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET finished = ?, status = ? WHERE id = ?", (time.time(), status, run_id)
+            )
+
+    def last_run(self) -> dict[str, Any] | None:
+        """The latest finished scan, or ``None``."""
+        row = self.conn.execute(
+            "SELECT id, started, finished, roots, settings FROM runs WHERE status = 'done' "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "id": row[0],
+            "started": row[1],
+            "finished": row[2],
+            "roots": json.loads(row[3]),
+            "settings": json.loads(row[4]),
+        }
+
+    # -- files ------------------------------------------------------------------------
+    def known_files(self, roots: Sequence[str]) -> dict[str, tuple[int, int, str | None, str]]:
+        """Map path -> (size, mtime_ns, digest, status) for files stored under ``roots``."""
+        out: dict[str, tuple[int, int, str | None, str]] = {}
+        for root in roots:
+            for path, size, mtime, digest, status in self.conn.execute(
+                "SELECT path, size, mtime_ns, digest, status FROM files WHERE root = ?",
+                (to_blob(root),),
+            ):
+                out[from_blob(path)] = (size, mtime, digest, status)
+        return out
+
+    def has_image(self, digest: str) -> bool:
+        """True when features for this content digest are stored."""
+        return (
+            self.conn.execute("SELECT 1 FROM images WHERE digest = ?", (digest,)).fetchone()
+            is not None
+        )
+
+    def save_files(self, rows: Iterable[tuple[Any, ...]], images: Iterable[ImageRow]) -> None:
+        """Store file rows ``(path, root, size, mtime_ns, digest, status, stage, error, run)``
+        and new image features in one transaction."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_image_values(img) for img in images],
+            )
+            conn.executemany(
+                "INSERT INTO files (path, root, size, mtime_ns, digest, status, stage, error, "
+                "run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+                "root = excluded.root, size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "digest = excluded.digest, status = excluded.status, stage = excluded.stage, "
+                "error = excluded.error, run_id = excluded.run_id",
+                [(to_blob(r[0]), to_blob(r[1]), *r[2:]) for r in rows],
+            )
+
+    def touch_files(self, paths: Sequence[str], run_id: int) -> None:
+        """Mark unchanged files as seen by this run."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE files SET run_id = ? WHERE path = ?", [(run_id, to_blob(p)) for p in paths]
+            )
+
+    def forget_unseen(self, roots: Sequence[str], run_id: int) -> int:
+        """Drop file rows under ``roots`` that this run did not see (deleted files)."""
+        with self.transaction() as conn:
+            removed = 0
+            for root in roots:
+                cur = conn.execute(
+                    "DELETE FROM files WHERE root = ? AND (run_id IS NULL OR run_id != ?)",
+                    (to_blob(root), run_id),
+                )
+                removed += cur.rowcount
+        return removed
+
+    def files_of_run(self, run_id: int) -> list[dict[str, Any]]:
+        """Every file row seen by a run, joined with its image facts when featured."""
+        rows = self.conn.execute(
+            "SELECT f.path, f.root, f.size, f.mtime_ns, f.digest, f.status, f.stage, f.error, "
+            "i.width, i.height, i.format, i.lossless FROM files f "
+            "LEFT JOIN images i ON i.digest = f.digest WHERE f.run_id = ? ORDER BY f.path",
+            (run_id,),
+        ).fetchall()
+        keys = (
+            "path root size mtime_ns digest status stage error width height format lossless"
+        ).split()
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row, strict=True))
+            item["path"] = from_blob(item["path"])
+            item["root"] = from_blob(item["root"])
+            out.append(item)
+        return out
+
+    # -- images -----------------------------------------------------------------------
+    def load_images(self, digests: Sequence[str], *, with_thumbs: bool = True) -> list[ImageRow]:
+        """Load stored image rows for ``digests`` (in that order)."""
+        out: list[ImageRow] = []
+        cols = "digest, width, height, format, lossless, pixel_digest, orientation, phash, descriptor"
+        cols += ", thumb" if with_thumbs else ", NULL"
+        for start in range(0, len(digests), 500):
+            chunk = list(digests[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            found = {
+                row[0]: row
+                for row in self.conn.execute(
+                    f"SELECT {cols} FROM images WHERE digest IN ({marks})", chunk
+                )
+            }
+            out.extend(_image_row(found[d]) for d in chunk)
+        return out
+
+    def set_pixel_digest(self, digest: str, pixel_digest: str) -> None:
+        """Cache a full-resolution pixel digest computed on demand."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE images SET pixel_digest = ? WHERE digest = ?", (pixel_digest, digest)
+            )
+
+    # -- verdicts ---------------------------------------------------------------------
+    def load_verdicts(self, settings_key: str) -> dict[tuple[str, str], tuple[bool, float, str]]:
+        """All cached verdicts computed with these settings."""
+        return {
+            (a, b): (bool(acc), score, ev)
+            for a, b, acc, score, ev in self.conn.execute(
+                "SELECT a, b, accepted, score, evidence FROM verdicts WHERE settings = ?",
+                (settings_key,),
+            )
+        }
+
+    def save_verdicts(self, settings_key: str, rows: Iterable[tuple[str, str, bool, float, str]]) -> None:
+        """Cache pair verdicts ``(a, b, accepted, score, evidence_json)``."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
+                [(a, b, settings_key, int(acc), s, ev) for a, b, acc, s, ev in rows],
+            )
+
+    # -- marks ------------------------------------------------------------------------
+    def not_duplicate_pairs(self) -> set[tuple[str, str]]:
+        """Digest pairs a person marked as not duplicates (both orders)."""
+        out: set[tuple[str, str]] = set()
+        for a, b in self.conn.execute("SELECT a, b FROM pair_marks WHERE mark = 'not-duplicate'"):
+            out.update({(a, b), (b, a)})
+        return out
+
+    def marks(self) -> dict[str, str]:
+        """Path -> mark (``exclude``, ``keep`` or ``keeper``)."""
+        return {from_blob(p): m for p, m in self.conn.execute("SELECT path, mark FROM marks")}
+
+    def set_mark(self, path: str, mark: str | None, digest: str | None = None) -> None:
+        """Set or clear (``mark=None``) a person's mark on a file."""
+        with self.transaction() as conn:
+            if mark is None:
+                conn.execute("DELETE FROM marks WHERE path = ?", (to_blob(path),))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO marks VALUES (?, ?, ?, ?)",
+                    (to_blob(path), digest, mark, time.time()),
+                )
+
+    def mark_not_duplicate(self, digest_a: str, digest_b: str) -> None:
+        """Remember that two images are not duplicates, so the pair never comes back."""
+        a, b = sorted((digest_a, digest_b))
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO pair_marks VALUES (?, ?, 'not-duplicate', ?)",
+                (a, b, time.time()),
+            )
+
+    # -- groups -----------------------------------------------------------------------
+    def replace_groups(self, run_id: int, groups: Sequence[Any]) -> None:
+        """Replace the stored groups with those of ``run_id`` (records.Group objects)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM members")
+            conn.execute("DELETE FROM groups")
+            for g in groups:
+                conn.execute(
+                    "INSERT INTO groups (id, run_id, keeper, relation, roots) VALUES (?, ?, ?, ?, ?)",
+                    (g.id, run_id, to_blob(g.keeper), g.relation, json.dumps(list(g.roots))),
+                )
+                conn.executemany(
+                    "INSERT INTO members VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (g.id, to_blob(m.path), m.relation, m.score, int(m.reference), "{}")
+                        for m in g.members
+                    ],
+                )
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly:
+            uri = f"file:{path.resolve().as_posix()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(
+            f"Cannot open the store {str(path)!r}: {exc}. Check the path or pass another --db."
+        ) from exc
+
+
+def _image_values(img: ImageRow) -> tuple[Any, ...]:
+    from .features import FEATURE_VERSION
+
+    f = img.features
+    return (
+        img.digest,
+        FEATURE_VERSION,
+        img.width,
+        img.height,
+        img.format,
+        int(img.lossless),
+        img.pixel_digest,
+        img.orientation,
+        f.phash.to_bytes(8, "big"),
+        f.descriptor.astype(np.float32).tobytes(),
+        np.ascontiguousarray(f.thumb, dtype=np.uint8).tobytes(),
+    )
+
+
+def _image_row(row: tuple[Any, ...]) -> ImageRow:
+    thumb = (
+        np.frombuffer(row[9], dtype=np.uint8).reshape(THUMB_PX, THUMB_PX)
+        if row[9] is not None
+        else np.zeros((0, 0), dtype=np.uint8)
+    )
+    features = Features(
+        thumb=thumb,
+        descriptor=np.frombuffer(row[8], dtype=np.float32, count=DESCRIPTOR_DIM),
+        phash=int.from_bytes(row[7], "big"),
+    )
+    return ImageRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], features)
