@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import DecodeError, require
 
@@ -41,6 +41,7 @@ class DecodedImage:
     lossless: bool
     pixel_digest: str | None  # hash of full-resolution pixels, for lossless files only
     orientation: int  # EXIF orientation tag that was applied (1 = none)
+    stream_digest: str | None = None  # JPEG: hash of the coded image without metadata
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -112,7 +113,7 @@ def decode_full_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             with Image.open(io.BytesIO(data)) as im:
                 _check_pixels(im, max_pixels)
                 im.load()
-                return _pixel_digest(_upright(im))
+                return _pixel_digest(_upright(im, _orientation(im)))
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(f"cannot decode: {_one_line(exc)}", stage="decode") from exc
 
@@ -125,13 +126,13 @@ def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> Decode
     width, height = im.size if orientation < 5 else im.size[::-1]
     if lossless:
         im.load()
-        upright = _upright(im)
+        upright = _upright(im, orientation)
         digest: str | None = _pixel_digest(upright)
     else:
         if fmt in ("JPEG", "MPO") and im.mode in ("RGB", "L", "YCbCr"):
             im.draft("L", (draft_px, draft_px))
         im.load()
-        upright = _upright(im)
+        upright = _upright(im, orientation)
         digest = None
     return DecodedImage(
         gray=to_gray(upright),
@@ -142,6 +143,35 @@ def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> Decode
         pixel_digest=digest,
         orientation=orientation,
     )
+
+
+def jpeg_stream_digest(data: bytes, orientation: int) -> str | None:
+    """Digest of a JPEG's coded image with metadata segments (APPn, COM) left out.
+
+    Two JPEGs with equal stream digests decode to the same pixels, so copies that differ
+    only in metadata (stripped EXIF, edited tags) are ``pixel`` duplicates without a decode.
+    Returns ``None`` when the marker structure cannot be walked.
+    """
+    h = hashlib.sha256(b"jpeg-stream:%d:" % orientation)
+    pos = 2
+    n = len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return None
+        if marker == 0xDA:  # start of scan: the rest is coded data (and later segments)
+            h.update(data[pos:])
+            return h.hexdigest()
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            h.update(data[pos : pos + 2 + length])
+        pos += 2 + length
+    return None
 
 
 def _check_pixels(im: Image.Image, max_pixels: int) -> None:
@@ -185,11 +215,22 @@ def _orientation(im: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _upright(im: Image.Image) -> Image.Image:
-    try:
-        return ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001 - corrupt EXIF: keep the stored orientation
-        return im
+_TRANSPOSE = {
+    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
+    3: (Image.Transpose.ROTATE_180,),
+    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
+    5: (Image.Transpose.TRANSPOSE,),
+    6: (Image.Transpose.ROTATE_270,),
+    7: (Image.Transpose.TRANSVERSE,),
+    8: (Image.Transpose.ROTATE_90,),
+}
+
+
+def _upright(im: Image.Image, orientation: int) -> Image.Image:
+    """Apply an EXIF orientation (no copy when the image is already upright)."""
+    for op in _TRANSPOSE.get(orientation, ()):
+        im = im.transpose(op)
+    return im
 
 
 def to_gray(im: Image.Image) -> np.ndarray:
@@ -211,21 +252,23 @@ def to_gray(im: Image.Image) -> np.ndarray:
 
 
 def _pixel_digest(im: Image.Image) -> str:
-    """Digest of canonical pixels: gray and RGB with equal channels hash alike."""
+    """Digest of canonical pixels (palette -> RGB, opaque alpha dropped, wide ints as floats)."""
     mode = im.mode
+    h = hashlib.sha256(b"%dx%d:" % im.size)
+    if mode in ("RGB", "L"):
+        h.update(mode.encode() + b":")
+        h.update(im.tobytes())
+        return h.hexdigest()
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.ascontiguousarray(np.asarray(im, dtype=np.float64))
-        tag = b"wide"
-    else:
-        has_alpha = "A" in mode or "a" in mode or mode == "PA" or "transparency" in im.info
-        canon = im.convert("RGBA" if has_alpha else "RGB")
-        arr = np.asarray(canon)
-        if has_alpha and bool((arr[..., 3] == 255).all()):
-            arr = arr[..., :3]
-        arr = np.ascontiguousarray(arr)
-        tag = b"rgb%d" % arr.shape[-1]
-    h = hashlib.sha256(tag + b"%dx%d:" % (arr.shape[1], arr.shape[0]))
-    h.update(arr.tobytes())
+        h.update(b"wide:")
+        h.update(np.ascontiguousarray(np.asarray(im, dtype=np.float64)).tobytes())
+        return h.hexdigest()
+    has_alpha = "A" in mode or "a" in mode or "transparency" in im.info
+    canon = im.convert("RGBA" if has_alpha else "RGB")
+    if has_alpha and canon.getextrema()[3] == (255, 255):
+        canon = canon.convert("RGB")
+    h.update(canon.mode.encode() + b":")
+    h.update(canon.tobytes())
     return h.hexdigest()
 
 

@@ -12,7 +12,13 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
-from .decoding import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, content_digest, decode_image
+from .decoding import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    content_digest,
+    decode_image,
+    jpeg_stream_digest,
+)
 from .errors import DecodeError
 from .features import FEATURE_VERSION, compute_features
 from .store import ImageRow
@@ -72,6 +78,9 @@ def extract_file(task: ExtractTask) -> ExtractOutcome:
         pixel_digest=decoded.pixel_digest,
         orientation=decoded.orientation,
         features=compute_features(decoded.gray),
+        stream_digest=(
+            jpeg_stream_digest(data, decoded.orientation) if decoded.format in ("JPEG", "MPO") else None
+        ),
     )
     return ExtractOutcome(task, "ok", digest, image=image)
 

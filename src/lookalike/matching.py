@@ -77,6 +77,8 @@ class PairJudge:
         ra, rb = self.rows[a], self.rows[b]
         if ra.pixel_digest and ra.pixel_digest == rb.pixel_digest:
             return DigestPair(a, b, "pixel", 1.0, {"method": "pixel digest"})
+        if ra.stream_digest and ra.stream_digest == rb.stream_digest:
+            return DigestPair(a, b, "pixel", 1.0, {"method": "JPEG stream digest"})
         hit = self.cached.get((a, b)) or self.new.get((a, b))
         if hit is None:
             verdict = verify_pair(
@@ -98,11 +100,15 @@ class PairJudge:
         return DigestPair(a, b, "near", score, evidence)
 
     def _same_pixels(self, ra: ImageRow, rb: ImageRow, evidence: dict[str, Any]) -> bool:
-        """Full-resolution pixel check, only for pairs that look identical at thumbnail size."""
-        if (ra.width, ra.height) != (rb.width, rb.height) or evidence.get("mad", 1.0) > 0.002:
+        """Full-resolution pixel check of a lossless file against a lossy one.
+
+        Only tried when their thumbnails are nearly equal, since it decodes the lossy file
+        in full. (Two lossless files compare by decode-time digests, two JPEGs by stream.)
+        """
+        if ra.lossless == rb.lossless or (ra.width, ra.height) != (rb.width, rb.height):
             return False
-        if ra.lossless and rb.lossless:
-            return False  # both digests were computed at decode time and differ
+        if evidence.get("mad", 1.0) > 0.002 or _max_thumb_difference(ra, rb) > 3:
+            return False
         da, db = self.pixel_digest_of(ra.digest), self.pixel_digest_of(rb.digest)
         return da is not None and da == db
 
@@ -138,11 +144,18 @@ def find_pairs(
     return [found[k] for k in sorted(found)]
 
 
+def _max_thumb_difference(ra: ImageRow, rb: ImageRow) -> int:
+    a = ra.features.thumb.astype(np.int16)
+    b = rb.features.thumb.astype(np.int16)
+    return int(np.abs(a - b).max())
+
+
 def _pixel_twin_candidates(rows: Sequence[ImageRow]) -> list[tuple[str, str]]:
     by_pixels: dict[str, list[str]] = {}
     for row in rows:
-        if row.pixel_digest:
-            by_pixels.setdefault(row.pixel_digest, []).append(row.digest)
+        for key in (row.pixel_digest, row.stream_digest):
+            if key:
+                by_pixels.setdefault(key, []).append(row.digest)
     out = []
     for digests in by_pixels.values():
         out.extend((digests[0], other) for other in digests[1:])

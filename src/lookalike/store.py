@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS images (
     format TEXT NOT NULL,
     lossless INTEGER NOT NULL,
     pixel_digest TEXT,
+    stream_digest TEXT,
     orientation INTEGER NOT NULL,
     phash BLOB NOT NULL,
     descriptor BLOB NOT NULL,
@@ -124,6 +125,7 @@ class ImageRow:
     pixel_digest: str | None
     orientation: int
     features: Features
+    stream_digest: str | None = None
 
 
 def default_store_path(roots: Sequence[str]) -> Path:
@@ -247,7 +249,7 @@ class Store:
         and new image features in one transaction."""
         with self.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_image_values(img) for img in images],
             )
             conn.executemany(
@@ -301,7 +303,10 @@ class Store:
     def load_images(self, digests: Sequence[str], *, with_thumbs: bool = True) -> list[ImageRow]:
         """Load stored image rows for ``digests`` (in that order)."""
         out: list[ImageRow] = []
-        cols = "digest, width, height, format, lossless, pixel_digest, orientation, phash, descriptor"
+        cols = (
+            "digest, width, height, format, lossless, pixel_digest, orientation, phash, "
+            "descriptor, stream_digest"
+        )
         cols += ", thumb" if with_thumbs else ", NULL"
         for start in range(0, len(digests), 500):
             chunk = list(digests[start : start + 500])
@@ -424,6 +429,7 @@ def _image_values(img: ImageRow) -> tuple[Any, ...]:
         img.format,
         int(img.lossless),
         img.pixel_digest,
+        img.stream_digest,
         img.orientation,
         f.phash.to_bytes(8, "big"),
         f.descriptor.astype(np.float32).tobytes(),
@@ -433,8 +439,8 @@ def _image_values(img: ImageRow) -> tuple[Any, ...]:
 
 def _image_row(row: tuple[Any, ...]) -> ImageRow:
     thumb = (
-        np.frombuffer(row[9], dtype=np.uint8).reshape(THUMB_PX, THUMB_PX)
-        if row[9] is not None
+        np.frombuffer(row[10], dtype=np.uint8).reshape(THUMB_PX, THUMB_PX)
+        if row[10] is not None
         else np.zeros((0, 0), dtype=np.uint8)
     )
     features = Features(
@@ -442,4 +448,6 @@ def _image_row(row: tuple[Any, ...]) -> ImageRow:
         descriptor=np.frombuffer(row[8], dtype=np.float32, count=DESCRIPTOR_DIM),
         phash=int.from_bytes(row[7], "big"),
     )
-    return ImageRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], features)
+    return ImageRow(
+        row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], features, row[9]
+    )

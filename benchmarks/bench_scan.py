@@ -1,0 +1,83 @@
+"""Cold and warm scan speed against the decode floor, measured in one run on the same files.
+
+The floor is plain Pillow decoding of every file with JPEG draft mode (``draft(mode,
+(256, 256))`` then ``load()``), spread over the same number of workers in a thread pool,
+which is what a scan must at least do. Rounds alternate floor / cold scan / warm re-scan so
+machine noise hits all of them alike; the best round of each is reported, with ratios.
+
+    python benchmarks/bench_scan.py [ROOT] [--rounds 3] [--workers 2] [--engine local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+import lookalike
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "benchdata" / "public" / "images"
+
+
+def list_files(root: Path) -> list[str]:
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+
+
+def decode_draft(path: str, mode: str) -> tuple[int, int]:
+    with Image.open(path) as im:
+        im.draft(mode, (256, 256))
+        im.load()
+        return im.size
+
+
+def time_floor(paths: list[str], workers: int, mode: str) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda p: decode_draft(p, mode), paths))
+    return time.perf_counter() - start
+
+
+def time_scan(root: Path, db: Path, workers: int, engine: str) -> tuple[float, lookalike.ScanResult]:
+    start = time.perf_counter()
+    result = lookalike.scan([root], db=db, workers=workers, engine=engine)
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--engine", default="local")
+    args = parser.parse_args()
+    paths = list_files(args.root)
+    n = len(paths)
+    for p in paths:  # warm the page cache so every contender reads from memory
+        Path(p).read_bytes()
+    best: dict[str, float] = {}
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "bench.db"
+            timings = {
+                "floor_rgb": time_floor(paths, args.workers, "RGB"),
+                "floor_l": time_floor(paths, args.workers, "L"),
+            }
+            timings["cold"], result = time_scan(args.root, db, args.workers, args.engine)
+            timings["warm"], _ = time_scan(args.root, db, args.workers, args.engine)
+        for key, value in timings.items():
+            best[key] = min(best.get(key, float("inf")), value)
+    floor = min(best["floor_rgb"], best["floor_l"])
+    print(f"files: {n}  images: {result.images}  workers: {args.workers}  engine: {args.engine}")
+    for key in ("floor_rgb", "floor_l", "cold", "warm"):
+        print(f"{key:>10}: {best[key]:7.3f} s  {n / best[key]:8.1f} files/s")
+    print(f"cold scan / fastest floor (images per second): {floor / best['cold']:.2f}")
+    print(f"warm re-scan time / cold scan time: {best['warm'] / best['cold']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
