@@ -172,7 +172,7 @@ def _sample_root() -> str:
     root = cache / "lookalike" / "sample"
     if not (root / "truth.json").exists():
         truth = write_dataset(root / "images", rng=7)
-        (root / "truth.json").write_text(truth.to_json() if isinstance(truth.to_json(), str) else "")
+        truth.to_json(root / "truth.json")
     return str(root / "images")
 
 

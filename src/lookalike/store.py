@@ -379,6 +379,41 @@ class Store:
             )
 
     # -- groups -----------------------------------------------------------------------
+    def load_groups(self) -> list[Any]:
+        """The stored groups of the latest scan as :class:`lookalike.records.Group`."""
+        from .records import Group, Member
+
+        sizes = {from_blob(p): s for p, s in self.conn.execute("SELECT path, size FROM files")}
+        roots = {from_blob(p): from_blob(r) for p, r in self.conn.execute("SELECT path, root FROM files")}
+        members: dict[int, list[Member]] = {}
+        for gid, path, relation, score, reference, evidence in self.conn.execute(
+            "SELECT group_id, path, relation, score, reference, evidence FROM members "
+            "ORDER BY group_id, path"
+        ):
+            p = from_blob(path)
+            members.setdefault(gid, []).append(
+                Member(p, relation, score, roots.get(p, ""), sizes.get(p, 0), bool(reference),
+                       json.loads(evidence))
+            )
+        out = []
+        for gid, keeper, group_roots in self.conn.execute(
+            "SELECT id, keeper, roots FROM groups ORDER BY id"
+        ):
+            k = from_blob(keeper)
+            out.append(
+                Group(gid, k, roots.get(k, ""), sizes.get(k, 0), tuple(members.get(gid, [])),
+                      tuple(json.loads(group_roots)))
+            )
+        return out
+
+    def file_rows(self, status: str | None = None) -> list[dict[str, Any]]:
+        """File rows of the latest scan (optionally only one status), with image facts."""
+        run = self.last_run()
+        if run is None:
+            return []
+        rows = self.files_of_run(run["id"])
+        return [r for r in rows if status is None or r["status"] == status]
+
     def replace_groups(self, run_id: int, groups: Sequence[Any]) -> None:
         """Replace the stored groups with those of ``run_id`` (records.Group objects)."""
         with self.transaction() as conn:
@@ -392,7 +427,8 @@ class Store:
                 conn.executemany(
                     "INSERT INTO members VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (g.id, to_blob(m.path), m.relation, m.score, int(m.reference), "{}")
+                        (g.id, to_blob(m.path), m.relation, m.score, int(m.reference),
+                         json.dumps(m.evidence, sort_keys=True))
                         for m in g.members
                     ],
                 )
