@@ -18,7 +18,7 @@ import numpy as np
 
 from .index import knn_pairs
 from .store import ImageRow
-from .verify import VerifySettings, prepare_thumb, verify_pair
+from .verify import Prepared, VerifySettings, prepare_thumb, verify_pair
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class PairJudge:
         self.pixel_digest_of = pixel_digest_of
         self._prepared = lru_cache(maxsize=4096)(self._prepare)
 
-    def _prepare(self, digest: str) -> np.ndarray:
+    def _prepare(self, digest: str) -> Prepared:
         return prepare_thumb(self.rows[digest].features.thumb)
 
     def judge(self, a: str, b: str) -> DigestPair | None:

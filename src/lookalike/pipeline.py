@@ -24,8 +24,8 @@ from .matching import MatchSettings, PairJudge, find_pairs
 from .records import Failure, Group, Pair, ProgressCallback
 from .store import Store, default_store_path
 
-_BATCH = 256
-_BATCH_SECONDS = 2.0
+_BATCH = 32
+_BATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -299,5 +299,6 @@ def _file_pairs(pairs: Sequence[Any], ok: list[dict[str, Any]]) -> tuple[Pair, .
         paths.sort()
         out.extend(Pair(paths[0], other, "exact", 1.0, {"method": "content digest"}) for other in paths[1:])
     for p in pairs:
-        out.append(Pair(by_digest[p.a][0], by_digest[p.b][0], p.relation, p.score, p.evidence))
+        a, b = sorted((by_digest[p.a][0], by_digest[p.b][0]))
+        out.append(Pair(a, b, p.relation, p.score, p.evidence))
     return tuple(sorted(out, key=lambda p: (p.a, p.b)))

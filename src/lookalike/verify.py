@@ -1,18 +1,19 @@
 """Decide whether two candidate images are the same picture, and how similar they are.
 
-Both verification thumbnails are rank-equalised (so brightness, contrast, gamma and
-grayscale conversion cancel out), slightly blurred (so noise, JPEG artefacts and
-sharpening cancel out) and compared pixel by pixel:
+Both verification thumbnails are slightly blurred (so noise, JPEG artefacts and
+sharpening cancel out) and each is mapped onto the other's tone scale by quantile
+matching (so brightness, contrast, gamma and grayscale conversion cancel out). Then:
 
-* ``mad``: mean absolute difference of equalised values (0 = identical, 0.5 = unrelated);
-* ``changed``: share of thumbnail pixels whose equalised value moved by more than 0.15.
+* ``mad``: mean absolute difference after tone matching, in [0, 1] of the intensity range;
+* ``changed``: share of thumbnail pixels that differ by more than 10% of the range;
+* ``shift``: global translation between the two, by phase correlation, in thumbnail pixels.
 
 A small overlay changes few pixels a lot; another shot of the same scene, a stereo pair or
-a burst frame with motion moves edges everywhere they shift, which raises ``changed``.
-The two measures are combined into one dissimilarity (1.0 at the default limits) and a
-score in [0, 1]::
+a burst frame moves content, which raises ``changed`` where things moved and ``shift`` when
+the camera moved. The three measures are combined into one dissimilarity (1.0 at the
+default limits) and a score in [0, 1]::
 
-    dissimilarity = max(mad / mad_limit, changed / changed_limit)
+    dissimilarity = max(mad / mad_limit, changed / changed_limit, shift / shift_limit)
     score = max(0, 1 - (1 - SCORE_AT_LIMIT) * dissimilarity)
 
 so a pair is accepted when ``score >= min_score`` (default ``SCORE_AT_LIMIT`` = 0.8).
@@ -30,7 +31,8 @@ import numpy as np
 from .features import Features, equalise, hamming
 
 SCORE_AT_LIMIT = 0.8
-_CHANGE_LEVEL = 0.15
+_CHANGE_LEVEL = 0.1
+_WINDOW: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,9 @@ class VerifySettings:
     """Limits of the pixel comparison; see the module docstring."""
 
     min_score: float = SCORE_AT_LIMIT
-    mad_limit: float = 0.06
-    changed_limit: float = 0.02
+    mad_limit: float = 0.04
+    changed_limit: float = 0.03
+    shift_limit: float = 0.6
     max_aspect_change: float = 0.06  # |log(aspect_a / aspect_b)| allowed without geometry
 
 
@@ -52,20 +55,56 @@ class Verdict:
     evidence: dict[str, Any]
 
 
-def prepare_thumb(thumb: np.ndarray) -> np.ndarray:
-    """Equalise and blur a verification thumbnail (do once per image, reuse per pair)."""
-    return cv2.GaussianBlur(equalise(thumb), (3, 3), 0.8)
+@dataclass(frozen=True)
+class Prepared:
+    """A thumbnail ready for comparison: blurred, with its sorted values for tone matching."""
+
+    pixels: np.ndarray  # float32, blurred
+    sorted_values: np.ndarray  # float32, ascending
+    ranks: np.ndarray  # intp, mid-rank position of each pixel in ``sorted_values``
 
 
-def compare_prepared(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Return ``(mad, changed)`` between two prepared thumbnails."""
-    diff = np.abs(a - b)
+def prepare_thumb(thumb: np.ndarray) -> Prepared:
+    """Blur a verification thumbnail, sort its values and rank its pixels (once per image)."""
+    pixels = cv2.GaussianBlur(thumb.astype(np.float32), (3, 3), 0.8)
+    levels = np.rint(pixels.ravel() * 64.0).astype(np.intp)  # 1/64 grey level steps
+    hist = np.bincount(levels, minlength=256 * 64)
+    below = np.cumsum(hist) - hist
+    ranks = (below[levels] + (hist[levels] - 1) // 2).reshape(pixels.shape)
+    ordered = (np.repeat(np.arange(hist.size), hist) / 64.0).astype(np.float32)
+    return Prepared(pixels, ordered, ranks)
+
+
+def tone_match(src: Prepared, dst: Prepared) -> np.ndarray:
+    """Map ``src`` pixels onto ``dst``'s tone scale (quantile matching, ties at mid-rank).
+
+    Both thumbnails have the same number of pixels, so a pixel's rank indexes the other's
+    sorted values directly.
+    """
+    return dst.sorted_values[src.ranks]
+
+
+def compare_prepared(a: Prepared, b: Prepared) -> tuple[float, float]:
+    """Return ``(mad, changed)`` between two prepared thumbnails, symmetric in a and b."""
+    diff = (np.abs(a.pixels - tone_match(b, a)) + np.abs(b.pixels - tone_match(a, b))) / 510.0
     return float(diff.mean()), float(np.count_nonzero(diff > _CHANGE_LEVEL) / diff.size)
 
 
-def score_from(mad: float, changed: float, settings: VerifySettings) -> float:
-    """Map the two measures to a similarity score in [0, 1]."""
-    dissimilarity = max(mad / settings.mad_limit, changed / settings.changed_limit)
+def global_shift(a: Prepared, b: Prepared) -> float:
+    """Length of the translation between two thumbnails (phase correlation), in pixels."""
+    global _WINDOW
+    if _WINDOW is None or _WINDOW.shape != a.pixels.shape:
+        _WINDOW = cv2.createHanningWindow(a.pixels.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(_standardise(a.pixels), _standardise(b.pixels), _WINDOW)
+    return float(np.hypot(dx, dy))
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    return ((x - x.mean()) / (float(x.std()) + 1e-6)).astype(np.float32)
+
+
+def score_from(dissimilarity: float) -> float:
+    """Map a dissimilarity (1.0 = at the default limits) to a similarity score in [0, 1]."""
     return max(0.0, 1.0 - (1.0 - SCORE_AT_LIMIT) * dissimilarity)
 
 
@@ -81,7 +120,7 @@ def verify_pair(
     size_b: tuple[int, int],
     settings: VerifySettings = VerifySettings(),
     *,
-    prepared: tuple[np.ndarray, np.ndarray] | None = None,
+    prepared: tuple[Prepared, Prepared] | None = None,
 ) -> Verdict:
     """Compare two images by their features; accept when they are the same picture."""
     aspect = aspect_change(size_a, size_b)
@@ -95,9 +134,14 @@ def verify_pair(
         return Verdict(False, 0.0, evidence)
     pa, pb = prepared if prepared is not None else (prepare_thumb(fa.thumb), prepare_thumb(fb.thumb))
     mad, changed = compare_prepared(pa, pb)
-    score = score_from(mad, changed, settings)
+    dissimilarity = max(mad / settings.mad_limit, changed / settings.changed_limit)
     evidence.update(mad=round(mad, 4), changed=round(changed, 4))
+    if score_from(dissimilarity) >= settings.min_score:
+        shift = global_shift(pa, pb)  # only worth its cost for pairs that passed so far
+        evidence["shift_px"] = round(shift, 3)
+        dissimilarity = max(dissimilarity, shift / settings.shift_limit)
+    score = round(score_from(dissimilarity), 4)
     if aspect > settings.max_aspect_change:
         evidence["reason"] = "aspect ratio differs"
-        return Verdict(False, round(score, 4), evidence)
-    return Verdict(score >= settings.min_score, round(score, 4), evidence)
+        return Verdict(False, score, evidence)
+    return Verdict(score >= settings.min_score, score, evidence)

@@ -1,0 +1,193 @@
+"""Scanning finds duplicates by content, groups them with a keeper, and is incremental."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import lookalike
+from lookalike import extraction
+from lookalike.evaluation import evaluate, load_truth
+from lookalike.testing import DatasetTruth
+
+
+def _copy_tree(dataset: DatasetTruth, dest: Path) -> Path:
+    shutil.copytree(dataset.root, dest)
+    return dest
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = extraction.decode_image
+
+    def counting(data: bytes, **kwargs):
+        calls.append("decode")
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(extraction, "decode_image", counting)
+    return calls
+
+
+def test_generated_variants_are_found_without_false_groups(dataset, tmp_path) -> None:
+    result = lookalike.scan([dataset.root], db=tmp_path / "s.db", engine="serial")
+    truth_file = tmp_path / "truth.json"
+    dataset.to_json(truth_file.parent / "truth.json")
+    shutil.copytree(dataset.root, tmp_path / dataset.root.name, dirs_exist_ok=True)
+    scores = evaluate(result.groups, _truth_at(dataset, result))
+    assert scores["precision"] == 1.0
+    assert scores["recall"] == 1.0
+    assert scores["hard_negatives_flagged"] == 0
+
+
+def _truth_at(dataset: DatasetTruth, result) -> lookalike.evaluation.Truth:  # type: ignore[name-defined]
+    from lookalike.evaluation import Truth
+
+    return Truth(
+        base=dataset.root,
+        images=tuple(dataset.images),
+        groups=tuple(tuple(g) for g in dataset.groups),
+        variant_of=dataset.variant_of,
+        hard_negatives=tuple(tuple(g) for g in dataset.hard_negatives),
+    )
+
+
+def test_exact_copies_are_exact_and_the_keeper_follows_the_policy(dataset, tmp_path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    original = dataset.root / dataset.groups[0][0]
+    shutil.copy(original, root / "a_long_name_copy.jpg")
+    shutil.copy(original, root / "b.jpg")
+    result = lookalike.scan([root], db=tmp_path / "s.db", engine="serial")
+    (group,) = result.groups
+    assert group.keeper == str(root / "b.jpg")  # same pixels, same size: shortest path wins
+    assert [(m.relation, m.score) for m in group.members] == [("exact", 1.0)]
+
+
+def test_keeper_prefers_more_pixels_then_lossless(dataset, tmp_path) -> None:
+    from PIL import Image
+
+    root = tmp_path / "root"
+    root.mkdir()
+    src = Image.open(dataset.root / dataset.groups[0][0]).convert("RGB")
+    src.save(root / "small.jpg", quality=90)
+    src.resize((src.width * 2, src.height * 2)).save(root / "big.jpg", quality=90)
+    src.save(root / "same.png")
+    result = lookalike.scan([root], db=tmp_path / "s.db", engine="serial")
+    (group,) = result.groups
+    assert Path(group.keeper).name == "big.jpg"
+    rules = lookalike.ScanSettings(keeper_rules=("lossless", "pixels", "size", "shortest-path"))
+    result = lookalike.scan([root], db=tmp_path / "s2.db", engine="serial", settings=rules)
+    assert Path(result.groups[0].keeper).name == "same.png"
+
+
+def test_reference_root_files_are_kept_and_never_removed(dataset, tmp_path) -> None:
+    train, ref = tmp_path / "train", tmp_path / "reference"
+    train.mkdir()
+    ref.mkdir()
+    original = dataset.root / dataset.groups[0][0]
+    shutil.copy(original, train / "x.jpg")
+    shutil.copy(original, ref / "longer_name_in_reference.jpg")
+    shutil.copy(original, ref / "r.jpg")
+    settings = lookalike.ScanSettings(reference_roots=(str(ref),))
+    result = lookalike.scan([train, ref], db=tmp_path / "s.db", engine="serial", settings=settings)
+    (group,) = result.groups
+    assert group.keeper_root == str(ref)
+    by_name = {Path(m.path).name: m for m in group.members}
+    assert by_name["longer_name_in_reference.jpg"].reference is True
+    assert by_name["x.jpg"].reference is False
+    assert group.reclaimable_bytes == original.stat().st_size
+
+
+def test_groups_spanning_roots_are_reported_as_leakage(dataset, tmp_path) -> None:
+    from lookalike.report import summary
+
+    train, val = tmp_path / "train", tmp_path / "val"
+    train.mkdir()
+    val.mkdir()
+    group = dataset.groups[0]
+    shutil.copy(dataset.root / group[0], train / "a.jpg")
+    shutil.copy(dataset.root / group[1], val / ("b" + Path(group[1]).suffix))
+    result = lookalike.scan([train, val], db=tmp_path / "s.db", engine="serial")
+    assert summary(result.groups)["leakage"] == [{"roots": [str(train), str(val)], "groups": 1}]
+
+
+def test_unchanged_rescan_reads_nothing_and_renamed_file_costs_no_decode(
+    dataset, tmp_path, monkeypatch
+) -> None:
+    root = _copy_tree(dataset, tmp_path / "root")
+    db = tmp_path / "s.db"
+    first = lookalike.scan([root], db=db, engine="serial")
+    decodes = _count_decodes(monkeypatch)
+    warm = lookalike.scan([root], db=db, engine="serial")
+    assert warm.stats["files_extracted"] == 0 and decodes == []
+    assert warm.groups == first.groups
+    victim = root / dataset.images[0]
+    victim.rename(victim.with_name("renamed_" + victim.name))
+    renamed = lookalike.scan([root], db=db, engine="serial")
+    assert renamed.stats["files_extracted"] == 1
+    assert decodes == []
+    assert renamed.images == first.images
+
+
+def test_changed_and_deleted_files_are_noticed(dataset, tmp_path, monkeypatch) -> None:
+    root = _copy_tree(dataset, tmp_path / "root")
+    db = tmp_path / "s.db"
+    first = lookalike.scan([root], db=db, engine="serial")
+    (root / dataset.images[0]).unlink()
+    changed = root / dataset.images[1]
+    changed.write_bytes((root / dataset.images[2]).read_bytes())
+    decodes = _count_decodes(monkeypatch)
+    again = lookalike.scan([root], db=db, engine="serial")
+    assert again.images == first.images - 1
+    assert again.stats["files_extracted"] == 1
+    assert decodes == []  # its new content is another file's: no decode
+    all_paths = {p for g in again.groups for p in [g.keeper, *(m.path for m in g.members)]}
+    assert str(root / dataset.images[0]) not in all_paths
+
+
+def test_scan_killed_midway_resumes_without_redoing_finished_work(dataset, tmp_path) -> None:
+    root = _copy_tree(dataset, tmp_path / "root")
+    for k in range(3):  # enough files for several committed batches
+        shutil.copytree(dataset.root, root / f"copy{k}", dirs_exist_ok=True)
+    db = tmp_path / "s.db"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, lookalike
+        def progress(stage, done, total):
+            if stage == "extract" and done >= 40:
+                os.kill(os.getpid(), signal.SIGKILL)
+        lookalike.scan([{str(root)!r}], db={str(db)!r}, engine="serial", progress=progress)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    total = sum(1 for _, _, files in os.walk(root) for _ in files)
+    resumed = lookalike.scan([root], db=db, engine="serial")
+    assert resumed.stats["files_extracted"] <= total - 32
+    fresh = lookalike.scan([root], db=tmp_path / "fresh.db", engine="serial")
+    assert resumed.groups == fresh.groups
+
+
+def test_engines_give_identical_groups(dataset, tmp_path) -> None:
+    serial = lookalike.scan([dataset.root], db=tmp_path / "a.db", engine="serial")
+    threads = lookalike.scan([dataset.root], db=tmp_path / "b.db", engine="threads", workers=2)
+    assert serial.groups == threads.groups
+    assert serial.pairs == threads.pairs
+
+
+def test_public_benchdata_meets_the_quality_targets(benchdata, tmp_path) -> None:
+    result = lookalike.scan([benchdata / "images"], db=tmp_path / "s.db", workers=2)
+    truth = load_truth(benchdata / "truth.json")
+    scores = evaluate(result.groups, truth, exclude_transforms=("crop", "rotate", "hflip"))
+    assert scores["precision"] >= 0.995
+    assert scores["recall"] >= 0.99
+    assert scores["hard_negative_rate"] <= 0.01
+    assert all(r["recall"] >= 0.98 for r in scores["recall_by_transform"].values())
+    assert result.failures == ()
