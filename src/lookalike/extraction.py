@@ -21,6 +21,7 @@ from .decoding import (
 )
 from .errors import DecodeError
 from .features import FEATURE_VERSION, compute_features
+from .remote import read_bytes
 from .store import ImageRow
 
 _local = threading.local()  # one read-only store connection per worker thread/process
@@ -56,8 +57,7 @@ class ExtractOutcome:
 def extract_file(task: ExtractTask) -> ExtractOutcome:
     """Read, digest, decode and feature one file; never raises for a bad file."""
     try:
-        with open(task.path, "rb") as fh:
-            data = fh.read()
+        data = read_bytes(task.path)  # a local path or an fsspec URL
     except OSError as exc:
         return ExtractOutcome(task, "failed", stage="read", error=_os_message(exc))
     digest = content_digest(data)
@@ -83,6 +83,13 @@ def extract_file(task: ExtractTask) -> ExtractOutcome:
         ),
     )
     return ExtractOutcome(task, "ok", digest, image=image)
+
+
+def worker_failure(task: ExtractTask, exc: BaseException) -> ExtractOutcome:
+    """The outcome of a file whose shard still failed after retries (its worker died)."""
+    reason = (str(exc).strip().splitlines() or [""])[0]
+    error = f"its shard failed on the workers after retries ({type(exc).__name__}: {reason})"
+    return ExtractOutcome(task, "failed", stage="worker", error=error)
 
 
 def _named_like_image(path: str) -> bool:
