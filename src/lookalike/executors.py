@@ -1,13 +1,22 @@
-"""Where per-file work runs: in this process, or in a local process pool.
+"""Where per-file work runs: in this process, a local pool, or a Dask cluster.
 
-An executor maps a top-level function over tasks and yields results as they finish
-(order not guaranteed). Distributed engines plug in behind the same interface.
+An executor maps a top-level, picklable function over tasks and yields results as they
+finish (order not guaranteed). Tasks travel in shards (lists of tasks), so scheduling costs
+are paid per shard and memory stays bounded: only a few shards per worker are in flight.
+
+A shard whose worker dies is retried. A shard that still cannot be run is not allowed to
+abort the run or to vanish: each of its tasks is handed to the ``lost(task, exc)`` callback,
+which turns it into a result (a failure row for a scan); without the callback the executor
+raises :class:`~lookalike.errors.ExecutorError`. The serial executor is the reference:
+every executor gives the same results on the same tasks, only in another order.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -16,18 +25,30 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, ExecutorError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+LostFn = Callable[[T, BaseException], R]
+"""``lost(task, exc)``: the result to report for a task whose shard could not be run."""
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("local", "threads", "processes", "serial", "dask")
+SHARD_RETRIES = 1
+"""How many times a shard whose worker died is submitted again before its tasks are lost."""
 
 
 class Executor(Protocol):
     """Runs ``fn`` over ``tasks`` and yields results as they complete."""
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]: ...
+    def map_unordered(
+        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+    ) -> Iterator[R]: ...
 
     def close(self) -> None: ...
 
@@ -35,7 +56,10 @@ class Executor(Protocol):
 class SerialExecutor:
     """Runs everything in the calling process: the reference implementation."""
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
+    def map_unordered(
+        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+    ) -> Iterator[R]:
+        """Yield ``fn(task)`` for each task, in order (nothing can be lost here)."""
         for task in tasks:
             yield fn(task)
 
@@ -55,8 +79,17 @@ class ThreadExecutor:
         self.chunk_size = chunk_size
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookalike")
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
-        return _map_bounded(self._pool, self.workers, self.chunk_size, fn, tasks)
+    def map_unordered(
+        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+    ) -> Iterator[R]:
+        """Yield ``fn(task)`` for each task as shards finish (threads never die alone)."""
+        return _map_bounded(self, fn, tasks, lost)
+
+    def _submit(self, fn: Callable[[T], R], chunk: list[T]) -> Future[list[R]]:
+        return self._pool.submit(run_shard, fn, chunk)
+
+    def _recover(self) -> None:
+        raise AssertionError("a thread pool does not break")  # pragma: no cover
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -64,49 +97,122 @@ class ThreadExecutor:
 
 
 class ProcessExecutor:
-    """A local pool of worker processes, fed in chunks so memory stays bounded."""
+    """A local pool of worker processes, fed in chunks so memory stays bounded.
+
+    When a worker process dies (killed, out of memory, a crash in a decoder) the pool is
+    rebuilt and the shards that were in flight are submitted again, up to
+    :data:`SHARD_RETRIES` times each.
+    """
 
     def __init__(self, workers: int, *, chunk_size: int = 16) -> None:
         self.workers = workers
         self.chunk_size = chunk_size
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
         if os.name == "nt":
             context = multiprocessing.get_context("spawn")
         else:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["lookalike.extraction"])
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
-        return _map_bounded(self._pool, self.workers, self.chunk_size, fn, tasks)
+    def map_unordered(
+        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+    ) -> Iterator[R]:
+        """Yield ``fn(task)`` for each task as shards finish; see the class docstring."""
+        return _map_bounded(self, fn, tasks, lost)
+
+    def _submit(self, fn: Callable[[T], R], chunk: list[T]) -> Future[list[R]]:
+        return self._pool.submit(run_shard, fn, chunk)
+
+    def _recover(self) -> None:
+        """Replace a broken pool (a worker died); shards in flight are resubmitted."""
+        logger.warning("A worker process died; restarting the pool and retrying its shards.")
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
 
     def close(self) -> None:
         """Stop the worker processes."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+_LocalPool = ThreadExecutor | ProcessExecutor
+
+
 def _map_bounded(
-    pool: ThreadPoolExecutor | ProcessPoolExecutor,
-    workers: int,
-    chunk_size: int,
-    fn: Callable[[T], R],
-    tasks: Iterable[T],
+    executor: _LocalPool, fn: Callable[[T], R], tasks: Iterable[T], lost: LostFn[T, R] | None
 ) -> Iterator[R]:
-    """Submit chunks of tasks, keeping at most a few chunks per worker in flight."""
-    pending: set[Future[list[R]]] = set()
-    for chunk in _chunks(tasks, chunk_size):
-        pending.add(pool.submit(_run_chunk, fn, chunk))
-        if len(pending) >= workers * 4:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield from fut.result()
+    """Submit chunks of tasks, keeping at most a few chunks per worker in flight.
+
+    When a worker process dies, every shard in flight fails with the pool. They are queued
+    again and re-run one at a time, alone in a fresh pool, so a shard that breaks the pool
+    on its own is known to be the culprit: it is lost once it has had its retries, and the
+    shards that merely shared the pool with it are not.
+    """
+    chunks = _chunks(tasks, executor.chunk_size)
+    pending: dict[Future[list[R]], tuple[list[T], int]] = {}
+    retry: deque[tuple[list[T], int]] = deque()
+
+    def top_up() -> None:
+        if retry:
+            if not pending:
+                chunk, attempt = retry.popleft()
+                pending[executor._submit(fn, chunk)] = (chunk, attempt)
+            return
+        while len(pending) < executor.workers * 4:
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            pending[executor._submit(fn, chunk)] = (chunk, 0)
+
+    top_up()
     while pending:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        alone = len(pending) == 1
+        broken: BrokenProcessPool | None = None
         for fut in done:
-            yield from fut.result()
+            chunk, attempt = pending.pop(fut)
+            try:
+                results = fut.result()
+            except BrokenProcessPool as exc:
+                broken = exc
+                if alone and attempt >= SHARD_RETRIES:
+                    yield from lost_results(chunk, exc, lost, attempts=attempt + 1)
+                else:
+                    retry.append((chunk, attempt + 1))
+                continue
+            yield from results
+        if broken is not None:
+            retry.extend((chunk, attempt + 1) for chunk, attempt in pending.values())
+            pending.clear()
+            executor._recover()
+        top_up()
 
 
-def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
-    return [fn(task) for task in chunk]
+def run_shard(fn: Callable[[T], R], shard: list[T]) -> list[R]:
+    """Run ``fn`` over one shard of tasks (the unit every executor ships to a worker)."""
+    return [fn(task) for task in shard]
+
+
+def lost_results(
+    shard: list[T], exc: BaseException, lost: LostFn[T, R] | None, *, attempts: int
+) -> list[R]:
+    """Turn every task of a shard that could not be run into a result, or raise.
+
+    Raises:
+        ExecutorError: no ``lost`` callback was given.
+    """
+    logger.warning(
+        "A shard of %d tasks failed %d time(s) (%s: %s); reporting its tasks as failed.",
+        len(shard), attempts, type(exc).__name__, exc,
+    )  # fmt: skip
+    if lost is None:
+        raise ExecutorError(
+            f"A shard of {len(shard)} tasks failed {attempts} time(s): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return [lost(task, exc) for task in shard]
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -128,22 +234,37 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-ENGINES = ("local", "threads", "processes", "serial")
-
-
-def get_executor(engine: str, *, workers: int | None = None) -> Executor:
+def get_executor(
+    engine: str, *, workers: int | None = None, scheduler: str | None = None
+) -> Executor:
     """Build the executor named ``engine``.
 
-    ``local`` (default) is a thread pool; ``processes`` a local process pool; ``serial``
-    runs in the calling thread. Each uses ``workers`` (default: the usable CPUs).
+    ``local`` (default) is a thread pool; ``threads`` the same; ``processes`` a local
+    process pool; ``serial`` runs in the calling thread; ``dask`` runs on a Dask cluster:
+    the one at ``scheduler`` (``tcp://HOST:8786``), or a local cluster of ``workers``
+    processes. Local engines use ``workers`` (default: the usable CPUs).
+
+    Raises:
+        ConfigError: unknown engine, ``workers < 1``, or ``scheduler`` without ``dask``.
+        MissingDependencyError: ``dask`` without the ``dask`` extra installed.
+        ExecutorError: the Dask scheduler cannot be reached.
     """
+    if engine not in ENGINES:
+        raise ConfigError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}.")
+    if scheduler is not None and engine != "dask":
+        raise ConfigError(
+            f"--scheduler only applies to --engine dask (got --engine {engine}). "
+            "Add --engine dask or drop --scheduler."
+        )
+    if engine == "dask":
+        from .distributed import DaskExecutor
+
+        return DaskExecutor(scheduler=scheduler, workers=workers)
     n = workers if workers is not None else default_workers()
-    if n < 1:
-        raise ConfigError(f"--workers must be at least 1, got {n}.")
     if engine == "serial":
         return SerialExecutor()
     if engine in ("local", "threads"):
         return ThreadExecutor(n)
-    if engine == "processes":
-        return ProcessExecutor(n)
-    raise ConfigError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
+    return ProcessExecutor(n)

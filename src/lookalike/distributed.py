@@ -1,0 +1,222 @@
+"""Run per-file work on a Dask cluster (the ``dask`` extra: ``pip install 'lookalike[dask]'``).
+
+:class:`DaskExecutor` is the ``--engine dask`` executor. It connects to a running scheduler
+(``--scheduler tcp://HOST:8786``) or starts a local cluster of ``--workers`` processes. Tasks
+go to the workers in shards (lists of tasks, one Dask task each); results stream back in
+completion order with :func:`distributed.as_completed`, and only a few shards per worker
+thread are in flight, so client and worker memory stay bounded whatever the input size.
+Only the client writes the store.
+
+Faults: a shard is submitted with ``retries=`` (Dask re-runs it when it raises); Dask also
+moves a shard whose worker died to another worker, up to its ``allowed-failures``. When a
+shard still fails (``KilledWorker``, a lost connection, an error) it is submitted once more;
+after that each of its tasks goes to the ``lost`` callback (a scan records a failure with
+stage ``worker``) instead of aborting the run. Losing the scheduler itself ends the run
+with :class:`~lookalike.errors.ExecutorError`; what was committed stays in the store.
+
+Workers need lookalike installed (the same version) and must be able to read the paths:
+the same shared folder, or URLs (``s3://...``, see :mod:`lookalike.remote`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import __version__
+from .errors import ExecutorError, require
+from .executors import SHARD_RETRIES, LostFn, _chunks, lost_results, run_shard
+
+if TYPE_CHECKING:
+    from distributed import Client, Future, LocalCluster
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
+
+SHARD_SIZE = 64
+"""Tasks per Dask task: at a few ms per image, scheduling costs stay under 1%."""
+DASK_RETRIES = 1
+"""``retries=`` given to Dask for each shard (a shard that raised is re-run by Dask)."""
+_IN_FLIGHT_PER_THREAD = 3
+_CONNECT_TIMEOUT_S = 30
+
+
+def worker_version() -> str:
+    """The lookalike version a worker runs (checked against the client's at start)."""
+    return __version__
+
+
+class DaskExecutor:
+    """Runs shards of tasks on a Dask cluster; see the module docstring.
+
+    Args:
+        scheduler: address of a running scheduler (``tcp://HOST:8786``); ``None`` starts
+            a local cluster of ``workers`` processes with one thread each.
+        workers: size of the local cluster (default: usable CPUs); not allowed with
+            ``scheduler``, whose cluster has its own workers.
+        shard_size: tasks per shard.
+
+    Raises:
+        MissingDependencyError: the ``dask`` extra is not installed.
+        ConfigError: both ``scheduler`` and ``workers`` given.
+        ExecutorError: the scheduler cannot be reached, or workers run another lookalike.
+    """
+
+    def __init__(
+        self,
+        *,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        shard_size: int = SHARD_SIZE,
+    ) -> None:
+        dist = require("distributed", extra="dask")
+        self.scheduler = scheduler
+        self.shard_size = shard_size
+        self._cluster: LocalCluster | None = None
+        self._client: Client = self._connect(dist, scheduler, workers)
+        self._threads = 1
+        self._threads_checked = 0.0
+        try:
+            self._check_workers()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def is_local(self) -> bool:
+        """True for a local cluster (workers share this machine's files and store)."""
+        return self._cluster is not None
+
+    def _connect(self, dist: Any, scheduler: str | None, workers: int | None) -> Client:
+        if scheduler is None:
+            from .executors import default_workers
+
+            self._cluster = dist.LocalCluster(
+                n_workers=workers or default_workers(),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=False,  # a library leaves logging levels alone
+            )
+            return dist.Client(self._cluster, set_as_default=False)
+        if workers is not None:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                "--workers sets the size of a local Dask cluster; with --scheduler the "
+                "cluster's own workers are used. Drop --workers or --scheduler."
+            )
+        try:
+            return dist.Client(scheduler, timeout=_CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ExecutorError(
+                f"Cannot reach the Dask scheduler {scheduler!r}: {exc}. Check the address "
+                "(tcp://HOST:8786) and that `dask scheduler` is running there."
+            ) from exc
+
+    def _check_workers(self) -> None:
+        """Fail early, with one clear message, when workers cannot run lookalike's tasks."""
+        try:
+            versions = self._client.run(worker_version)
+        except ImportError as exc:
+            raise ExecutorError(
+                f"Dask workers cannot import lookalike ({exc}). Install lookalike "
+                f"{__version__} (with the extras you use) on every worker."
+            ) from exc
+        other = {addr: v for addr, v in versions.items() if v != __version__}
+        if other:
+            addr, version = next(iter(other.items()))
+            raise ExecutorError(
+                f"Dask worker {addr} runs lookalike {version}, this client {__version__}. "
+                "Install the same version on the client and every worker."
+            )
+
+    def _in_flight_limit(self) -> int:
+        """A few shards per worker thread; re-read every few seconds as clusters scale."""
+        now = time.monotonic()
+        if now - self._threads_checked > 5.0:
+            self._threads = max(1, sum(self._client.nthreads().values()))
+            self._threads_checked = now
+        return max(4, _IN_FLIGHT_PER_THREAD * self._threads)
+
+    def map_unordered(
+        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+    ) -> Iterator[R]:
+        """Yield ``fn(task)`` for each task, as shards finish on the workers.
+
+        Raises:
+            ExecutorError: the connection to the scheduler is lost, or a shard cannot be
+                run and no ``lost`` callback was given.
+        """
+        dist = require("distributed", extra="dask")
+        run_id = uuid.uuid4().hex[:12]
+        counter = itertools.count()
+        shards = _chunks(tasks, self.shard_size)
+        pending: dict[Future, tuple[list[T], int]] = {}
+        stream = dist.as_completed()
+
+        def submit(shard: list[T], attempt: int) -> None:
+            key = f"lookalike-shard-{run_id}-{next(counter)}"
+            fut = self._client.submit(run_shard, fn, shard, key=key, retries=DASK_RETRIES)
+            pending[fut] = (shard, attempt)
+            stream.add(fut)
+
+        def top_up() -> None:
+            limit = self._in_flight_limit()
+            while len(pending) < limit:
+                shard = next(shards, None)
+                if shard is None:
+                    return
+                submit(shard, 0)
+
+        try:
+            top_up()
+            for fut in stream:
+                shard, attempt = pending.pop(fut)
+                results = self._shard_results(fut, shard, attempt, submit, lost)
+                fut.release()
+                top_up()
+                yield from results
+        finally:
+            if pending:
+                self._client.cancel(list(pending))
+
+    def _shard_results(
+        self,
+        fut: Future,
+        shard: list[T],
+        attempt: int,
+        submit: Callable[[list[T], int], None],
+        lost: LostFn[T, R] | None,
+    ) -> list[R]:
+        """The results of a finished shard, or [] after resubmitting it, or lost rows."""
+        try:
+            return fut.result()
+        except Exception as exc:  # KilledWorker, CommClosedError, CancelledError, a raise
+            if self._client.status != "running":
+                raise ExecutorError(
+                    f"Lost the connection to the Dask scheduler {self.scheduler!r} "
+                    f"({type(exc).__name__}: {exc}). Finished work is kept in the store; "
+                    "re-run the scan to resume."
+                ) from exc
+            if attempt < SHARD_RETRIES:
+                logger.warning(
+                    "Shard %s failed (%s: %s); submitting it again.",
+                    fut.key, type(exc).__name__, exc,
+                )  # fmt: skip
+                submit(shard, attempt + 1)
+                return []
+            return lost_results(shard, exc, lost, attempts=attempt + 1)
+
+    def close(self) -> None:
+        """Disconnect; a local cluster is shut down, a remote one is left running."""
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
