@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import ConfigError, InputNotFoundError
+from .remote import discover_url, is_url, normalise_url_root
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ def normalise_roots(roots: Sequence[str | os.PathLike[str]]) -> list[str]:
         raise ConfigError("No folder given. Name at least one folder to scan.")
     out: list[str] = []
     for root in roots:
+        if is_url(root):  # s3://, gs://, file://...: see lookalike.remote
+            out.append(normalise_url_root(os.fspath(root)))
+            continue
         path = os.path.abspath(os.fspath(root))
         if not os.path.exists(path):
             raise InputNotFoundError(f"Folder {os.fspath(root)!r} does not exist.")
@@ -91,6 +95,9 @@ def discover_files(
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     for root in roots:
+        if is_url(root):
+            yield from discover_url(root, options)
+            continue
         yield from _walk(root, root, options, seen_dirs, seen_files)
 
 
