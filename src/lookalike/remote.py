@@ -24,10 +24,12 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .discovery import DiscoveryOptions, FileEntry, Skipped, _is_selected
 from .errors import ConfigError, InputNotFoundError, MissingDependencyError, require
+
+if TYPE_CHECKING:
+    from .discovery import DiscoveryOptions, FileEntry, Skipped
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
 _PROTOCOL_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}
@@ -61,9 +63,12 @@ def normalise_url_root(url: str) -> str:
 
 
 def discover_url(
-    root: str, options: DiscoveryOptions = DiscoveryOptions()
+    root: str, options: DiscoveryOptions | None = None
 ) -> Iterator[FileEntry | Skipped]:
     """Yield every file under the URL ``root`` (or why it was skipped), sorted by path."""
+    from .discovery import DiscoveryOptions, FileEntry, Skipped, _is_selected
+
+    options = options or DiscoveryOptions()
     fs, base = _filesystem(root)
     try:
         found = fs.find(base, detail=True, withdirs=False)
