@@ -18,10 +18,17 @@ from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels
 from .discovery import DiscoveryOptions, FileEntry, Skipped, discover_files, normalise_roots
 from .errors import ConfigError, DecodeError
 from .executors import get_executor
-from .extraction import ExtractOutcome, ExtractTask, extract_file, release_store_lookups
+from .extraction import (
+    ExtractOutcome,
+    ExtractTask,
+    extract_file,
+    release_store_lookups,
+    worker_failure,
+)
 from .grouping import FileInfo, KeeperPolicy, build_groups
 from .matching import MatchSettings, PairJudge, find_pairs
 from .records import Failure, Group, Pair, ProgressCallback
+from .remote import read_bytes
 from .store import Store, default_store_path
 
 _BATCH = 32
@@ -68,6 +75,7 @@ def scan(
     settings: ScanSettings = ScanSettings(),
     engine: str = "local",
     workers: int | None = None,
+    scheduler: str | None = None,
     progress: Any = None,
 ) -> ScanResult:
     """Scan folders for duplicate images and return groups with a keeper each.
@@ -76,8 +84,13 @@ def scan(
         roots: folders to scan; several roots are several datasets (leakage is reported).
         db: SQLite store path; default :func:`lookalike.store.default_store_path`.
         settings: discovery, matching and keeper options.
-        engine: ``local`` (threads), ``processes`` or ``serial``.
-        workers: parallel workers (default: usable CPUs).
+        engine: ``local`` (threads), ``processes``, ``serial`` or ``dask``.
+        workers: parallel workers (default: usable CPUs); for ``dask`` without
+            ``scheduler``, the processes of a local cluster.
+        scheduler: address of a Dask scheduler (``tcp://HOST:8786``) for ``dask``. Its
+            workers never open the store, so content already featured under another
+            path is decoded again there; they must be able to read the paths (URLs or a
+            shared folder).
         progress: optional ``progress(stage, done, total)`` callback; ``total`` is
             ``None`` while unknown. Returning ``False`` cancels the scan.
 
@@ -98,7 +111,9 @@ def scan(
     started = time.perf_counter()
     with Store(store_path) as store:
         run_id = store.start_run(abs_roots, _settings_dict(settings))
-        counts = _extract_all(store, abs_roots, run_id, settings, engine, workers, progress)
+        counts = _extract_all(
+            store, abs_roots, run_id, settings, engine, workers, progress, scheduler=scheduler
+        )
         store.forget_unseen(abs_roots, run_id)
         extracted = time.perf_counter()
         result = _match_and_group(store, abs_roots, run_id, settings, workers, progress)
@@ -143,6 +158,8 @@ def _extract_all(
     engine: str,
     workers: int | None,
     progress: Any,
+    *,
+    scheduler: str | None = None,
 ) -> dict[str, int]:
     """Discover files and extract the new or changed ones, committing in batches."""
     known = store.known_files(roots)
@@ -157,16 +174,17 @@ def _extract_all(
         if _is_unchanged(item, known.get(item.path)):
             unchanged.append(item.path)
         else:
-            tasks.append(_task(item, settings, store))
+            tasks.append(_task(item, settings, None if scheduler else store))
         _report(progress, Stage.DISCOVER, len(unchanged) + len(tasks), None)
     store.touch_files(unchanged, run_id)
     store.save_files(skipped_rows, [])
     done = 0
     _report(progress, Stage.EXTRACT, 0, len(tasks))
     if tasks:
-        executor = get_executor(engine, workers=workers)
+        executor = get_executor(engine, workers=workers, scheduler=scheduler)
         try:
-            for batch in _batches(executor.map_unordered(extract_file, tasks)):
+            outcomes = executor.map_unordered(extract_file, tasks, lost=worker_failure)
+            for batch in _batches(outcomes):
                 _save_outcomes(store, batch, run_id)
                 done += len(batch)
                 _report(progress, Stage.EXTRACT, done, len(tasks))
@@ -187,14 +205,14 @@ def _is_unchanged(entry: FileEntry, known: tuple[int, int, str | None, str] | No
     return known is not None and known[0] == entry.size and known[1] == entry.mtime_ns
 
 
-def _task(entry: FileEntry, settings: ScanSettings, store: Store) -> ExtractTask:
+def _task(entry: FileEntry, settings: ScanSettings, store: Store | None) -> ExtractTask:
     return ExtractTask(
         path=entry.path,
         root=entry.root,
         size=entry.size,
         mtime_ns=entry.mtime_ns,
         max_pixels=settings.max_pixels,
-        store_path=os.fspath(store.path),
+        store_path=os.fspath(store.path) if store is not None else None,
     )
 
 
@@ -278,8 +296,7 @@ def _pixel_digest_lookup(store: Store, rows: Sequence[Any], paths: dict[str, str
         if digest in known:
             return known[digest]
         try:
-            with open(paths[digest], "rb") as fh:
-                value = decode_full_pixels(fh.read())
+            value = decode_full_pixels(read_bytes(paths[digest]))
         except (OSError, DecodeError):
             return None
         known[digest] = value
