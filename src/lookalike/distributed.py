@@ -101,8 +101,7 @@ class DaskExecutor:
                 n_workers=workers or default_workers(),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
-                silence_logs=False,  # a library leaves logging levels alone
+                dashboard_address=":0",  # any free port: 8787 may be taken
             )
             return dist.Client(self._cluster, set_as_default=False)
         if workers is not None:
@@ -159,7 +158,7 @@ class DaskExecutor:
         counter = itertools.count()
         shards = _chunks(tasks, self.shard_size)
         pending: dict[Future, tuple[list[T], int]] = {}
-        stream = dist.as_completed()
+        stream = dist.as_completed(loop=self._client.loop)
 
         def submit(shard: list[T], attempt: int) -> None:
             key = f"lookalike-shard-{run_id}-{next(counter)}"
