@@ -51,8 +51,9 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--keeper-rule", "keeper_rules", multiple=True, type=click.Choice(["pixels", "lossless", "size", "shortest-path"]), help="Keeper policy, in order (repeatable). Default: pixels, lossless, size, shortest-path."),
         click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None, help="Similarity a near-duplicate needs, in [0, 1] (default 0.8). Lower finds more, higher is stricter."),
         click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this (decompression bombs)."),
-        click.option("--engine", type=click.Choice(["local", "threads", "processes", "serial"]), default="local", show_default=True, help="Where decoding runs."),
-        click.option("--workers", type=click.IntRange(1), default=None, help="Parallel workers (default: usable CPUs)."),
+        click.option("--engine", type=click.Choice(["local", "threads", "processes", "serial", "dask"]), default="local", show_default=True, help="Where decoding runs ('dask' needs the dask extra)."),
+        click.option("--workers", type=click.IntRange(1), default=None, help="Parallel workers (default: usable CPUs); with --engine dask, the processes of a local cluster."),
+        click.option("--scheduler", metavar="ADDRESS", default=None, help="Dask scheduler to run on, e.g. tcp://HOST:8786 (with --engine dask; default: a local cluster)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
     ]
     for option in reversed(options):
@@ -96,6 +97,7 @@ def _run_scan(roots: list[str], kw: dict[str, Any]) -> Any:
             settings=_settings(kw),
             engine=kw["engine"],
             workers=kw["workers"],
+            scheduler=kw["scheduler"],
             progress=progress,
         )
 
