@@ -17,7 +17,7 @@ from typing import Any
 from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels
 from .discovery import DiscoveryOptions, FileEntry, Skipped, discover_files, normalise_roots
 from .errors import ConfigError, DecodeError
-from .executors import get_executor
+from .executors import check_engine, get_executor
 from .extraction import (
     ExtractOutcome,
     ExtractTask,
@@ -99,6 +99,7 @@ def scan(
         ConfigError: bad options.
         StoreError: the store cannot be opened or written.
     """
+    check_engine(engine, workers=workers, scheduler=scheduler)
     abs_roots = normalise_roots(roots)
     reference = tuple(normalise_roots(settings.reference_roots)) if settings.reference_roots else ()
     unknown = [r for r in reference if r not in abs_roots]
