@@ -58,13 +58,12 @@ class DaskExecutor:
     Args:
         scheduler: address of a running scheduler (``tcp://HOST:8786``); ``None`` starts
             a local cluster of ``workers`` processes with one thread each.
-        workers: size of the local cluster (default: usable CPUs); not allowed with
-            ``scheduler``, whose cluster has its own workers.
+        workers: size of the local cluster (default: usable CPUs); ignored with
+            ``scheduler`` (:func:`~lookalike.executors.check_engine` refuses both).
         shard_size: tasks per shard.
 
     Raises:
         MissingDependencyError: the ``dask`` extra is not installed.
-        ConfigError: both ``scheduler`` and ``workers`` given.
         ExecutorError: the scheduler cannot be reached, or workers run another lookalike.
     """
 
@@ -104,13 +103,6 @@ class DaskExecutor:
                 dashboard_address=":0",  # any free port: 8787 may be taken
             )
             return dist.Client(self._cluster, set_as_default=False)
-        if workers is not None:
-            from .errors import ConfigError
-
-            raise ConfigError(
-                "--workers sets the size of a local Dask cluster; with --scheduler the "
-                "cluster's own workers are used. Drop --workers or --scheduler."
-            )
         try:
             return dist.Client(scheduler, timeout=_CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:

@@ -234,6 +234,29 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def check_engine(engine: str, *, workers: int | None = None, scheduler: str | None = None) -> None:
+    """Validate an engine and its options before any work starts.
+
+    Raises:
+        ConfigError: unknown engine, ``workers < 1``, ``scheduler`` without ``dask``, or
+            both ``scheduler`` and ``workers`` (a running cluster has its own workers).
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}.")
+    if scheduler is not None and engine != "dask":
+        raise ConfigError(
+            f"--scheduler only applies to --engine dask (got --engine {engine}). "
+            "Add --engine dask or drop --scheduler."
+        )
+    if scheduler is not None and workers is not None:
+        raise ConfigError(
+            "--workers sets the size of a local Dask cluster; with --scheduler the "
+            "cluster's own workers are used. Drop --workers or --scheduler."
+        )
+
+
 def get_executor(
     engine: str, *, workers: int | None = None, scheduler: str | None = None
 ) -> Executor:
@@ -245,19 +268,12 @@ def get_executor(
     processes. Local engines use ``workers`` (default: the usable CPUs).
 
     Raises:
-        ConfigError: unknown engine, ``workers < 1``, or ``scheduler`` without ``dask``.
+        ConfigError: see :func:`check_engine`.
         MissingDependencyError: ``dask`` without the ``dask`` extra installed.
-        ExecutorError: the Dask scheduler cannot be reached.
+        ExecutorError: the Dask scheduler cannot be reached, or its workers cannot run
+            this version of lookalike.
     """
-    if engine not in ENGINES:
-        raise ConfigError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}.")
-    if scheduler is not None and engine != "dask":
-        raise ConfigError(
-            f"--scheduler only applies to --engine dask (got --engine {engine}). "
-            "Add --engine dask or drop --scheduler."
-        )
+    check_engine(engine, workers=workers, scheduler=scheduler)
     if engine == "dask":
         from .distributed import DaskExecutor
 
