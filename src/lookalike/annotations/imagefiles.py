@@ -101,9 +101,20 @@ def read_size(path: str | Path) -> tuple[int, int, int]:
 
 
 def _orientation(image: Image.Image) -> int:
-    """Return the EXIF orientation tag of an opened image, 1 when absent or unreadable."""
+    """EXIF orientation tag found in the header, 1 when absent or unreadable.
+
+    Only EXIF already parsed with the header is used (JPEG/WebP ``APP1``, PNG ``eXIf``
+    before the pixels, TIFF tags): ``Image.getexif()`` would read a PNG to its end.
+    """
     try:
-        value = image.getexif().get(_ORIENTATION_TAG, 1)
-    except (OSError, ValueError, SyntaxError):
+        if image.format == "TIFF":
+            value = image.getexif().get(_ORIENTATION_TAG, 1)
+        elif "exif" in image.info:
+            exif = Image.Exif()
+            exif.load(image.info["exif"])
+            value = exif.get(_ORIENTATION_TAG, 1)
+        else:
+            return 1
+    except (OSError, ValueError, SyntaxError, TypeError):
         return 1
     return value if isinstance(value, int) else 1

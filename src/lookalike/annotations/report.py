@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from .records import Annotation, BoxPair, CleanupPlan, Dataset, Problem, Removal
+from .records import Annotation, BoxPair, CleanupPlan, Dataset, Problem, Removal, WriteResult
 
 
 def objects_report(
@@ -104,3 +104,70 @@ def removal_dict(removal: Removal) -> dict[str, Any]:
     out.update(reason=removal.reason, iou=round(removal.iou, 6))
     out.update(containment=round(removal.containment, 6), kept=box_dict(removal.kept))
     return out
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """Human summary of a report: counts of images, boxes, problems, pairs and removals."""
+    summary = report["summary"]
+    problems = summary["problems"]
+    total = sum(problems.values())
+    by_kind = ", ".join(f"{kind} {count}" for kind, count in problems.items())
+    return [
+        f"format: {report['format']}",
+        f"images: {report['images']}",
+        f"annotations: {report['annotations']}",
+        f"problems: {total}" + (f" ({by_kind})" if by_kind else ""),
+        f"duplicate pairs: {summary['duplicate_pairs']} in {summary['duplicate_sets']} sets",
+        f"label conflicts: {summary['label_conflicts']} (left for review)",
+        f"boxes to remove: {summary['to_remove']} (keep={report['keep']})",
+    ]
+
+
+def problem_lines(problems: Sequence[Problem], *, per_kind: int | None = 20) -> list[str]:
+    """One line per problem (``severity: path:where: message``), capped per kind.
+
+    Args:
+        problems: Problems to show, in order.
+        per_kind: Show at most this many of each kind, then one line saying how many
+            more there are; ``None`` shows all.
+    """
+    lines: list[str] = []
+    shown: Counter[str] = Counter()
+    for problem in problems:
+        shown[problem.kind] += 1
+        if per_kind is None or shown[problem.kind] <= per_kind:
+            lines.append(_problem_line(problem))
+    for kind, count in shown.items():
+        if per_kind is not None and count > per_kind:
+            lines.append(f"... and {count - per_kind} more '{kind}' problems (all in --json)")
+    return lines
+
+
+def _problem_line(problem: Problem) -> str:
+    """``severity: path[:line]: message``.
+
+    COCO problems name their annotation or image id in the message, so a ``.json`` path
+    gets no suffix; for YOLO and VOC ``line_or_id`` is a line number.
+    """
+    where = problem.path or "<dataset>"
+    if problem.line_or_id is not None and not where.lower().endswith(".json"):
+        where += f":{problem.line_or_id}"
+    return f"{problem.severity}: {where}: {problem.message}"
+
+
+def write_lines(result: WriteResult) -> list[str]:
+    """Human summary of :func:`~lookalike.annotations.write_cleaned`'s result."""
+    verb = "would write" if result.dry_run else "wrote"
+    rewritten = [f for f in result.files if f.action == "rewrite"]
+    copied = [f for f in result.files if f.action == "copy"]
+    logs = [f for f in result.files if f.action == "log"]
+    lines = [f"{verb}: {f.destination} ({f.removed} removed)" for f in rewritten[:20]]
+    if len(rewritten) > 20:
+        lines.append(f"{verb}: ... and {len(rewritten) - 20} more changed files")
+    if copied:
+        lines.append(f"{verb}: {len(copied)} unchanged files copied as they are")
+    lines += [f"backup: {f.source} -> {f.backup}" for f in rewritten if f.backup]
+    lines += [f"{verb}: decision log {f.destination}" for f in logs]
+    if result.dry_run:
+        lines.append("dry run: nothing was written; add --write to apply.")
+    return lines

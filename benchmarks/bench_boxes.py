@@ -1,0 +1,245 @@
+"""Duplicate-box detection: precision and recall on injected duplicates, and speed.
+
+Builds a COCO instances file from real photo sizes (the shared benchmark images, read
+from their headers only) or generated images, with crowded synthetic scenes from
+``lookalike.annotations.synthetic``: rows of people overlapping with IoU up to 0.7, a
+rear row partly hidden, stacks, small objects inside large ones of the same class. Then
+injects copies of random boxes, every edge moved by up to 3 px or up to 1-5 % of the box
+size, appended as a second annotation pass would: most with the same class
+(``duplicate``), some with another class (``label-conflict``).
+
+Reported:
+
+* pair precision / recall: a found pair is right when it is an injected (original, copy)
+  pair with the right kind; any other found pair is a false positive;
+* removal precision / recall with ``keep="first"``: removed boxes must be exactly the
+  same-class copies, and the number of pre-existing boxes removed must be 0;
+* seconds per stage (load, validate, find, plan, dry-run write) on the whole set.
+
+    python benchmarks/bench_boxes.py [--boxes 100000] [--seed 0] [--images DIR] [--sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lookalike.annotations import (
+    find_duplicate_boxes,
+    load_annotations,
+    plan_cleanup,
+    validate,
+    write_cleaned,
+)
+from lookalike.annotations.imagefiles import IMAGE_EXTENSIONS, read_size
+from lookalike.annotations.records import BoxPair
+from lookalike.annotations.synthetic import CLASSES, jitter_box, make_scene
+
+DEFAULT_IMAGES = (
+    Path(
+        os.environ.get(
+            "LOOKALIKE_BENCHDATA",
+            Path(__file__).resolve().parents[2] / "shared" / "benchdata" / "public",
+        )
+    )
+    / "images"
+)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Injected pairs ``(original id, copy id) -> kind`` and the id ranges."""
+
+    pairs: dict[tuple[int, int], str]
+    originals: int
+
+
+def image_sizes(root: Path, tmp: Path) -> tuple[Path, list[tuple[str, int, int]]]:
+    """``(folder, [(relative name, width, height)])`` of real photos, or generated ones."""
+    found = []
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+                try:
+                    w, h, _ = read_size(path)
+                except OSError:
+                    continue
+                found.append((path.relative_to(root).as_posix(), w, h))
+    if found:
+        return root, found
+    return tmp, generated_images(tmp)
+
+
+def generated_images(folder: Path) -> list[tuple[str, int, int]]:
+    """Write a few plain images of typical sizes when no photos are available."""
+    sizes = [(640, 480), (1024, 768), (480, 640), (1280, 720), (800, 600), (320, 240)]
+    out = []
+    for n, (w, h) in enumerate(sizes):
+        name = f"gen_{n}.png"
+        Image.new("RGB", (w, h), (n * 40 % 255, 90, 160)).save(folder / name)
+        out.append((name, w, h))
+    return out
+
+
+def build_coco(
+    sizes: list[tuple[str, int, int]], boxes: int, rng: np.random.Generator, copy_rate: float
+) -> tuple[dict, Truth]:
+    """A COCO document with about ``boxes`` boxes, ``copy_rate`` of them injected copies."""
+    images, anns = [], []
+    target = int(boxes / (1 + copy_rate))
+    while len(anns) < target:
+        name, w, h = sizes[len(images) % len(sizes)]
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": name, "width": w, "height": h})
+        for label, box in make_scene(rng, w, h):
+            anns.append(annotation(len(anns) + 1, image_id, label, box))
+    originals = len(anns)
+    truth = inject(anns, rng, int(originals * copy_rate))
+    categories = [{"id": n + 1, "name": c, "supercategory": "thing"} for n, c in enumerate(CLASSES)]
+    doc = {"info": {"description": "bench_boxes"}, "images": images, "categories": categories}
+    doc["annotations"] = anns
+    return doc, Truth(truth, originals)
+
+
+def annotation(aid: int, image_id: int, label: str, box: tuple[float, ...]) -> dict:
+    """One COCO annotation dict."""
+    x0, y0, x1, y1 = box
+    w, h = round(x1 - x0, 2), round(y1 - y0, 2)
+    return {
+        "id": aid,
+        "image_id": image_id,
+        "category_id": CLASSES.index(label) + 1,
+        "bbox": [x0, y0, w, h],
+        "area": round(w * h, 2),
+        "iscrowd": 0,
+    }
+
+
+def inject(anns: list[dict], rng: np.random.Generator, count: int) -> dict[tuple[int, int], str]:
+    """Append ``count`` jittered copies of distinct random boxes; 20 % change class."""
+    truth = {}
+    for n in rng.choice(len(anns), size=count, replace=False).tolist():
+        original = anns[n]
+        x, y, w, h = original["bbox"]
+        box = jitter_box((x, y, x + w, y + h), rng)
+        category = original["category_id"]
+        kind = "duplicate"
+        if rng.random() < 0.2:
+            category = int(rng.choice([c for c in range(1, len(CLASSES) + 1) if c != category]))
+            kind = "label-conflict"
+        copy = annotation(len(anns) + 1, original["image_id"], CLASSES[category - 1], box)
+        anns.append(copy)
+        truth[(original["id"], copy["id"])] = kind
+    return truth
+
+
+def pair_scores(pairs: list[BoxPair], truth: Truth) -> tuple[float, float, int, int]:
+    """Precision, recall, false positives and misses of found pairs against the truth."""
+    found = {(p.a.id, p.b.id): p.kind for p in pairs}
+    right = sum(1 for key, kind in found.items() if truth.pairs.get(key) == kind)
+    precision = right / len(found) if found else 1.0
+    recall = right / len(truth.pairs) if truth.pairs else 1.0
+    return precision, recall, len(found) - right, len(truth.pairs) - right
+
+
+def removal_scores(removed: set[int], truth: Truth) -> tuple[float, float, int]:
+    """Precision and recall of removals, and how many pre-existing boxes were removed."""
+    expected = {b for (_, b), kind in truth.pairs.items() if kind == "duplicate"}
+    right = len(removed & expected)
+    precision = right / len(removed) if removed else 1.0
+    recall = right / len(expected) if expected else 1.0
+    return precision, recall, sum(1 for r in removed if r <= truth.originals)
+
+
+@dataclass
+class Timer:
+    """Collects named durations."""
+
+    seconds: dict[str, float]
+
+    def run(self, name: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Call ``fn`` and record its wall time under ``name``."""
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.seconds[name] = time.perf_counter() - start
+        return result
+
+
+def sweep(dataset, truth: Truth) -> None:  # type: ignore[no-untyped-def]
+    """Print pair precision/recall over a grid of thresholds."""
+    print("\nthreshold sweep (pair precision / recall, false positives, misses):")
+    print(f"{'iou':>5} {'cont':>5} {'ratio':>5}  {'prec':>6} {'recall':>6} {'fp':>5} {'miss':>5}")
+    for iou in (0.7, 0.75, 0.8, 0.85, 0.9):
+        for containment, ratio in ((1.0, 1.0), (0.9, 0.7), (0.9, 0.75), (0.9, 0.8), (0.95, 0.75)):
+            pairs = find_duplicate_boxes(
+                dataset, iou=iou, containment=containment, area_ratio=ratio
+            )
+            p, r, fp, miss = pair_scores(pairs, truth)
+            print(
+                f"{iou:5.2f} {containment:5.2f} {ratio:5.2f}  {p:6.4f} {r:6.4f} {fp:5d} {miss:5d}"
+            )
+
+
+def main() -> None:
+    """Build the set, run the pipeline, print figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boxes", type=int, default=100_000, help="total boxes incl. copies")
+    parser.add_argument("--copies", type=float, default=0.05, help="copies per original box")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="photo folder")
+    parser.add_argument("--sweep", action="store_true", help="also sweep thresholds")
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, sizes = image_sizes(args.images, Path(tmp))
+        doc, truth = build_coco(sizes, args.boxes, rng, args.copies)
+        path = Path(tmp) / "instances.json"
+        path.write_text(json.dumps(doc))
+        report(path, folder, sizes, doc, truth, args.sweep)
+
+
+def report(path: Path, folder: Path, sizes, doc, truth: Truth, do_sweep: bool) -> None:  # type: ignore[no-untyped-def]
+    """Run every stage once, timed, and print the figures."""
+    timer = Timer({})
+    dataset = timer.run("load", load_annotations, path, images_dir=folder)
+    problems = timer.run("validate", validate, dataset)
+    pairs = timer.run("find", find_duplicate_boxes, dataset)
+    plan = timer.run("plan", plan_cleanup, dataset, pairs)
+    out = path.parent / "out"
+    timer.run("write (dry run)", write_cleaned, dataset, plan, out)
+    kinds = sorted({p.kind for p in problems})
+    print(f"images: {len(doc['images'])} entries over {len(sizes)} files in {folder}")
+    print(
+        f"boxes: {len(dataset.annotations)} ({truth.originals} original, "
+        f"{len(truth.pairs)} injected copies: "
+        f"{sum(k == 'duplicate' for k in truth.pairs.values())} same class, "
+        f"{sum(k == 'label-conflict' for k in truth.pairs.values())} other class)"
+    )
+    print(f"problems: {len(problems)} {kinds}")
+    p, r, fp, miss = pair_scores(pairs, truth)
+    print(
+        f"pairs found: {len(pairs)}  precision {p:.4f}  recall {r:.4f}  "
+        f"(false positives {fp}, missed {miss})"
+    )
+    rp, rr, touched = removal_scores(set(plan.removed_ids), truth)
+    print(
+        f"removals: {len(plan.removals)}  precision {rp:.4f}  recall {rr:.4f}  "
+        f"pre-existing boxes removed: {touched}"
+    )
+    for name, seconds in timer.seconds.items():
+        print(f"  {name:<16} {seconds:7.3f} s")
+    print(f"  {'total':<16} {sum(timer.seconds.values()):7.3f} s")
+    if do_sweep:
+        sweep(dataset, truth)
+
+
+if __name__ == "__main__":
+    main()
