@@ -60,7 +60,7 @@ class DaskExecutor:
             a local cluster of ``workers`` processes with one thread each.
         workers: size of the local cluster (default: usable CPUs); ignored with
             ``scheduler`` (:func:`~lookalike.executors.check_engine` refuses both).
-        shard_size: tasks per shard.
+        shard_size: tasks per shard (default :data:`SHARD_SIZE`).
 
     Raises:
         MissingDependencyError: the ``dask`` extra is not installed.
@@ -72,11 +72,11 @@ class DaskExecutor:
         *,
         scheduler: str | None = None,
         workers: int | None = None,
-        shard_size: int = SHARD_SIZE,
+        shard_size: int | None = None,
     ) -> None:
         dist = require("distributed", extra="dask")
         self.scheduler = scheduler
-        self.shard_size = shard_size
+        self.shard_size = shard_size or SHARD_SIZE
         self._cluster: LocalCluster | None = None
         self._client: Client = self._connect(dist, scheduler, workers)
         self._threads = 1
