@@ -210,4 +210,3 @@ class DaskExecutor:
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
-

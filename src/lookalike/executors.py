@@ -209,8 +209,7 @@ def lost_results(
     )  # fmt: skip
     if lost is None:
         raise ExecutorError(
-            f"A shard of {len(shard)} tasks failed {attempts} time(s): "
-            f"{type(exc).__name__}: {exc}"
+            f"A shard of {len(shard)} tasks failed {attempts} time(s): {type(exc).__name__}: {exc}"
         ) from exc
     return [lost(task, exc) for task in shard]
 
