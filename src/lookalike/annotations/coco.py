@@ -137,18 +137,17 @@ def _read_images(
     locator = ImageLocator()
     for n, item in enumerate(_as_list(items, "images", where, problems)):
         entry, problem = _read_image(item, n, where, search, locator)
-        if problem is not None:
-            problems.append(problem)
-        if entry is None:
-            continue
-        if entry.key in images:
+        if entry is not None and entry.key in images:
             message = (
                 f"image id {entry.key!r} at images[{n}] repeats an earlier image; only the "
                 "first is used. Give every image a unique id."
             )
             problems.append(Problem("duplicate-image-id", where, entry.key, message))
             continue
-        images[entry.key] = entry
+        if problem is not None:
+            problems.append(problem)
+        if entry is not None:
+            images[entry.key] = entry
     return images, problems
 
 

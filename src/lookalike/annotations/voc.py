@@ -167,13 +167,24 @@ def object_spans(data: bytes) -> list[Span]:
         nonlocal depth
         if depth == 2 and name == "object":
             begin, line = opened.pop()
-            spans.append(Span(begin, data.index(b">", parser.CurrentByteIndex) + 1, line))
+            spans.append(Span(begin, _element_end(data, parser.CurrentByteIndex), line))
         depth -= 1
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.Parse(data, True)
     return spans
+
+
+def _element_end(data: bytes, index: int) -> int:
+    """End of an ``<object>`` element given expat's index at its end event.
+
+    For ``</object>`` expat points at the ``<`` of the closing tag; for an empty
+    ``<object/>`` it points just past the ``/>``.
+    """
+    if data.startswith(b"</object", index):
+        return data.index(b">", index) + 1
+    return index
 
 
 def _image_entry(state: _Reading, tree: ET.Element, xml: Path, rel: str, where: str) -> ImageEntry:
