@@ -166,5 +166,28 @@ def write_voc(
 def tree_bytes(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` by relative path, for before/after comparisons."""
     return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
+
+
+def memory_dataset(objects: list[tuple[str, tuple[float, float, float, float]]], *, image: int = 1):
+    """A COCO-like Dataset built in memory (no files): one image, objects in order."""
+    return datasets_in_memory({image: objects})
+
+
+def datasets_in_memory(by_image: dict[int, list[tuple[str, tuple[float, float, float, float]]]]):
+    """A COCO-like Dataset built in memory: ``{image id: [(label, box), ...]}``."""
+    from lookalike.annotations import Annotation, Dataset, ImageEntry, RawFiles, Source
+
+    images = {key: ImageEntry(key, None, 1000, 1000, f"{key}.jpg") for key in by_image}
+    annotations = []
+    for key, objects in by_image.items():
+        for label, box in objects:
+            n = len(annotations)
+            source = Source("memory.json", n)
+            annotations.append(Annotation(n + 1, key, label, tuple(map(float, box)), source, label))
+    labels = sorted({a.label for a in annotations})
+    raw = RawFiles(Path("."), {})
+    return Dataset("coco", images, tuple(annotations), {lb: lb for lb in labels}, raw)

@@ -73,7 +73,10 @@ def test_removal_keeps_every_other_field_and_layout(tmp_path: Path, indent: int 
 
 def test_unicode_and_float_values_survive_a_rewrite(tmp_path: Path) -> None:
     categories = [{"id": 1, "name": "café ☕"}]
-    annotations = [ann(1, 1, 1, [0.1, 0.2, 50.123456789, 40.5]), ann(2, 1, 1, [0.1, 0.2, 50.1, 40.5])]
+    annotations = [
+        ann(1, 1, 1, [0.1, 0.2, 50.123456789, 40.5]),
+        ann(2, 1, 1, [0.1, 0.2, 50.1, 40.5]),
+    ]
     path = write_coco(tmp_path / "in", annotations, categories=categories)
     dataset = load_annotations(path)
     assert dataset.annotations[0].label == "café ☕"

@@ -49,7 +49,11 @@ def test_round_trip_without_removals_is_byte_identical(tmp_path: Path) -> None:
 
 
 def test_removal_cuts_only_the_object_element(tmp_path: Path) -> None:
-    objects = [("dog", (10, 20, 110, 120)), ("cup", (150, 20, 190, 60)), ("dog", (11, 21, 112, 121))]
+    objects = [
+        ("dog", (10, 20, 110, 120)),
+        ("cup", (150, 20, 190, 60)),
+        ("dog", (11, 21, 112, 121)),
+    ]
     folder = write_voc(tmp_path / "in", {"a": objects})
     dataset = load_annotations(folder)
     plan = plan_cleanup(dataset, find_duplicate_boxes(dataset))
@@ -62,14 +66,18 @@ def test_removal_cuts_only_the_object_element(tmp_path: Path) -> None:
 def test_removal_in_one_line_xml_keeps_surrounding_bytes(tmp_path: Path) -> None:
     box = "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>40</xmax><ymax>40</ymax></bndbox>"
     obj = f"<object><name>dog</name>{box}</object>"
-    text = f"<annotation><filename>a.png</filename>{obj}<!-- keep -->{obj}<extra a='1'/></annotation>"
+    text = (
+        f"<annotation><filename>a.png</filename>{obj}<!-- keep -->{obj}<extra a='1'/></annotation>"
+    )
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.xml").write_text(text)
     make_image(tmp_path / "in" / "a.png", (64, 48))
     dataset = load_annotations(tmp_path / "in")
     plan = plan_cleanup(dataset, find_duplicate_boxes(dataset))
     write_cleaned(dataset, plan, tmp_path / "out", dry_run=False)
-    expected = f"<annotation><filename>a.png</filename>{obj}<!-- keep --><extra a='1'/></annotation>"
+    expected = (
+        f"<annotation><filename>a.png</filename>{obj}<!-- keep --><extra a='1'/></annotation>"
+    )
     assert (tmp_path / "out" / "a.xml").read_text() == expected
 
 

@@ -8,7 +8,7 @@ Safety rules, in order of importance:
    cleaned tree (every annotation and class file, changed or not) is written there, and
    an ``out_dir`` that would land on an input file is refused.
 3. With ``overwrite=True`` only changed files are rewritten in place, each after its
-   original is copied to ``<name>.bak`` (``.bak1``, ``.bak2``... if that exists), and only
+   original is copied to ``<name>.bak`` (``<name>.1.bak``... if that exists), and only
    if the file on disk is still the one that was loaded.
 4. Every file is written to a temporary name and renamed, so a crash leaves either the
    old or the new file, never half of one.
@@ -263,11 +263,11 @@ def _log_target(out: Path, suffix: str, *, unique: bool) -> WrittenFile:
 
 
 def _free_name(path: Path, suffix: str) -> Path:
-    """``path`` + ``suffix``, or + ``suffix`` + a number, whichever does not exist yet."""
+    """``path`` + ``suffix``, else ``path`` + ``.1`` + ``suffix``, ``.2``... whichever is free."""
     candidate = path.with_name(path.name + suffix)
     number = 1
     while candidate.exists():
-        candidate = path.with_name(f"{path.name}{suffix}{number}")
+        candidate = path.with_name(f"{path.name}.{number}{suffix}")
         number += 1
     return candidate
 
