@@ -20,7 +20,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Failure",
     "Group",
-    "ImageRecord",
     "LookalikeError",
     "Member",
     "Pair",
@@ -35,7 +34,6 @@ __all__ = [
 _LAZY = {
     "Failure": "records",
     "Group": "records",
-    "ImageRecord": "records",
     "Member": "records",
     "Pair": "records",
     "LookalikeError": "errors",
@@ -50,7 +48,7 @@ if TYPE_CHECKING:
     from .errors import LookalikeError
     from .evaluation import evaluate, load_truth
     from .pipeline import ScanResult, ScanSettings, scan
-    from .records import Failure, Group, ImageRecord, Member, Pair
+    from .records import Failure, Group, Member, Pair
 
 
 def __getattr__(name: str) -> Any:

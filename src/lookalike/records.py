@@ -21,22 +21,6 @@ ProgressCallback = Callable[[int, int], bool | None]
 
 
 @dataclass(frozen=True)
-class ImageRecord:
-    """One image file that was read and featured."""
-
-    path: str
-    root: str
-    relpath: str
-    size: int
-    mtime_ns: int
-    digest: str
-    width: int
-    height: int
-    format: str
-    lossless: bool
-
-
-@dataclass(frozen=True)
 class Failure:
     """A file that could not be used, and why (one line)."""
 
