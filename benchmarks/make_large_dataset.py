@@ -74,7 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     counts = plan(args.images, args.dup_share, args.seed)
     firsts = np.concatenate([[0], np.cumsum(np.asarray(counts) + 1)[:-1]]).tolist()
-    jobs = [(str(args.out), args.seed, i, int(f), k) for i, (f, k) in enumerate(zip(firsts, counts))]
+    pairs = enumerate(zip(firsts, counts, strict=True))
+    jobs = [(str(args.out), args.seed, i, int(f), k) for i, (f, k) in pairs]
     started = time.perf_counter()
     groups: list[list[str]] = []
     variant_of: dict[str, dict[str, object]] = {}
