@@ -1,0 +1,346 @@
+"""The ASGI app factory and what every request shares: one store connection, rendering,
+CSRF, security headers and error pages.
+
+``create_app(store_path)`` returns a Starlette app. The store is opened once (WAL mode,
+``busy_timeout``), every use of its connection holds one lock, and writes are short
+``BEGIN IMMEDIATE`` transactions (:mod:`lookalike.review`), so a scan writing the same
+store from another process neither blocks the UI for long nor loses a mark.
+
+Security model (tested in ``tests/ui/test_security.py``):
+
+* images are served by ``files.id`` only, never by a path parameter; the file must be one
+  the scan listed, lie inside a scanned root (its real path too, unless the scan followed
+  symbolic links), and still hash to its recorded digest;
+* state changes only through POST carrying the per-session CSRF token (an ``HttpOnly``,
+  ``SameSite=Strict`` cookie echoed in a form field or the ``X-CSRF-Token`` header), and
+  a cross-origin ``Origin`` header is refused; GET never writes to the store;
+* with ``allowed_hosts`` (``serve`` sets it for loopback binds) other ``Host`` headers are
+  refused, which stops DNS-rebinding pages from reading the UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import os
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from ..errors import InputNotFoundError, LookalikeError, MissingDependencyError
+
+try:
+    import jinja2
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, RedirectResponse, Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError(exc.name or "starlette", extra="ui") from exc
+
+from ..report import human_size
+from ..store import Store
+from ..thumbnails import cache_dir_for
+from .queries import GroupIndex
+
+CSRF_COOKIE = "lookalike_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+        b"script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        b"frame-ancestors 'none'",
+    ),
+]
+
+
+class HttpError(Exception):
+    """An error page: status code and a message saying what, which, why and what next."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ReviewState:
+    """What every request shares: the store, its lock, the group index, templates."""
+
+    def __init__(self, store_path: str | os.PathLike[str]) -> None:
+        path = Path(store_path)
+        if not path.is_file():
+            raise InputNotFoundError(
+                f"No store at {str(path)!r}. Run `lookalike scan ROOT` first, or pass the "
+                "store with --db."
+            )
+        self.store_path = path.resolve()
+        self.store = Store(self.store_path)
+        self.lock = threading.RLock()
+        self.index = GroupIndex(self.store.conn)
+        self.thumbs = cache_dir_for(self.store_path)
+        self.env = _environment()
+        self.closed = False
+
+    @contextlib.contextmanager
+    def db(self) -> Iterator[Store]:
+        """Hold the connection for one unit of work."""
+        with self.lock:
+            if self.closed:
+                raise HttpError(503, "The server is shutting down; reload the page in a moment.")
+            yield self.store
+
+    def close(self) -> None:
+        """Close the store connection (idempotent)."""
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.store.close()
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(PACKAGE_DIR / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["size"] = human_size
+    env.filters["pct"] = lambda v: "" if v is None else f"{100 * float(v):.1f}%"
+    env.filters["score"] = lambda v: "" if v is None else f"{float(v):.3f}"
+    env.filters["basename"] = lambda p: os.path.basename(p.rstrip(os.sep)) or p
+    env.filters["relpath"] = _relpath
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
+    env.filters["when"] = _when
+    env.globals["qs"] = lambda params: urlencode(params)
+    return env
+
+
+def _when(epoch: float | None) -> str:
+    import datetime
+
+    if epoch is None:
+        return "never"
+    return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M")
+
+
+def _relpath(path: str, root: str) -> str:
+    if root and path.startswith(root.rstrip(os.sep) + os.sep):
+        return path[len(root.rstrip(os.sep)) + 1 :]
+    return path
+
+
+# -- responses -----------------------------------------------------------------------------
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token: the cookie's, or a new one (set by :func:`render`)."""
+    token = request.cookies.get(CSRF_COOKIE, "")
+    if len(token) == 64 and all(c in "0123456789abcdef" for c in token):
+        return token
+    token = request.scope.setdefault("lookalike.new_csrf", secrets.token_hex(32))
+    return str(token)
+
+
+def _with_cookie(request: Request, response: Response) -> Response:
+    token = request.scope.get("lookalike.new_csrf")
+    if token:
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/")
+    return response
+
+
+def render(
+    state: ReviewState, request: Request, template: str, status: int = 200, **context: Any
+) -> Response:
+    """HTML of ``template``; paths that are not valid UTF-8 show their bytes escaped."""
+    context.setdefault("nav", "")
+    html = state.env.get_template(template).render(
+        request=request,
+        path=request.url.path,
+        query_string=request.url.query,
+        csrf_token=csrf_token(request),
+        store=str(state.store_path),
+        **context,
+    )
+    body = html.encode("utf-8", "backslashreplace")
+    return _with_cookie(request, Response(body, status, media_type="text/html; charset=utf-8"))
+
+
+class JSON(JSONResponse):
+    """JSON with non-UTF-8 path bytes escaped (``\\udcxx``), like the CLI's ``--json``."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, indent=None, default=str).encode("ascii")
+
+
+def wants_json(request: Request) -> bool:
+    """True for ``….json`` routes and for requests that accept only JSON (fetch)."""
+    accept = request.headers.get("accept", "")
+    return request.url.path.endswith(".json") or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def error_response(state: ReviewState, request: Request, status: int, message: str) -> Response:
+    """The error page (or JSON ``{"error": ...}``) for ``status``."""
+    if wants_json(request):
+        return JSON({"error": message, "status": status}, status_code=status)
+    return render(state, request, "error.html", status=status, status_code=status, message=message)
+
+
+def safe_next(value: str | None, default: str) -> str:
+    """A redirect target limited to this site: a path starting with one ``/``."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    return value
+
+
+def done(request: Request, next_url: str, payload: dict[str, Any]) -> Response:
+    """The answer to a successful POST: JSON for fetch, else a 303 back to the page."""
+    if wants_json(request):
+        return _with_cookie(request, JSON({"ok": True, **payload}))
+    return RedirectResponse(next_url, status_code=303)
+
+
+# -- CSRF and origin checks ----------------------------------------------------------------
+
+
+def check_csrf(request: Request, form_token: str | None) -> None:
+    """Refuse a POST without the session's token, or from another origin.
+
+    Raises:
+        HttpError: 403 with what to do next.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None:
+        host = request.headers.get("host", "")
+        if origin == "null" or urlsplit(origin).netloc != host:
+            raise HttpError(403, f"Refused a request from another site (Origin {origin!r}).")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.headers.get(CSRF_HEADER) or form_token or ""
+    if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
+        raise HttpError(
+            403,
+            "Missing or wrong CSRF token: this change did not come from a page of this "
+            "server. Reload the page and try again.",
+        )
+
+
+# -- middleware ----------------------------------------------------------------------------
+
+
+class SecurityHeaders:
+    """Adds ``nosniff``, a strict Content-Security-Policy and no-referrer to responses."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], *_SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# -- factory -------------------------------------------------------------------------------
+
+
+def create_app(
+    store_path: str | os.PathLike[str],
+    *,
+    allowed_hosts: Sequence[str] | None = None,
+    debug: bool = False,
+) -> Starlette:
+    """The review UI over one store, as an ASGI app.
+
+    Args:
+        store_path: the SQLite store a scan wrote.
+        allowed_hosts: accepted ``Host`` header names (``None`` accepts any); ``serve``
+            passes the loopback names when it binds a loopback address.
+        debug: Starlette's debug tracebacks.
+
+    Raises:
+        InputNotFoundError: no store at ``store_path``.
+        MissingDependencyError: the ``ui`` extra is not installed.
+
+    The connection is closed on ASGI lifespan shutdown, or by ``app.state.review.close()``
+    when the app runs without a lifespan (tests with ``httpx.ASGITransport``).
+    """
+    from .views import routes
+
+    state = ReviewState(store_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            state.close()
+
+    middleware = [Middleware(SecurityHeaders)]
+    if allowed_hosts:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    app = Starlette(
+        debug=debug,
+        routes=routes(state),
+        middleware=middleware,
+        exception_handlers=_exception_handlers(state),
+        lifespan=lifespan,
+    )
+    app.state.review = state
+    return app
+
+
+def _exception_handlers(state: ReviewState) -> dict[Any, Callable[..., Any]]:
+    from starlette.exceptions import HTTPException
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HttpError)
+        return error_response(state, request, exc.status, exc.message)
+
+    async def starlette_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = {
+            404: f"No page at {request.url.path!r}. Start from the overview at /.",
+            405: f"{request.method} is not allowed on {request.url.path!r}; changes are POST "
+            "requests sent by the page's buttons.",
+        }.get(exc.status_code, str(exc.detail))
+        return error_response(state, request, exc.status_code, message)
+
+    async def library_error(request: Request, exc: Exception) -> Response:
+        return error_response(state, request, _status_of(exc), str(exc))
+
+    return {HttpError: http_error, HTTPException: starlette_error, LookalikeError: library_error}
+
+
+def _status_of(exc: Exception) -> int:
+    from ..review import FileChangedError, StaleGroupError
+
+    if isinstance(exc, InputNotFoundError):
+        return 404
+    if isinstance(exc, (StaleGroupError, FileChangedError)):
+        return 409
+    return 400
