@@ -26,6 +26,8 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,10 @@ import numpy as np
 from PIL import Image
 
 from lookalike.annotations import (
+    DEFAULT_AREA_RATIO,
+    DEFAULT_CONTAINMENT,
+    DEFAULT_IOU,
+    Dataset,
     find_duplicate_boxes,
     load_annotations,
     plan_cleanup,
@@ -52,6 +58,9 @@ DEFAULT_IMAGES = (
     )
     / "images"
 )
+
+
+DEFAULTS = (DEFAULT_IOU, DEFAULT_CONTAINMENT, DEFAULT_AREA_RATIO)
 
 
 @dataclass(frozen=True)
@@ -159,32 +168,51 @@ def removal_scores(removed: set[int], truth: Truth) -> tuple[float, float, int]:
     return precision, recall, sum(1 for r in removed if r <= truth.originals)
 
 
-@dataclass
-class Timer:
-    """Collects named durations."""
-
-    seconds: dict[str, float]
-
-    def run(self, name: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        """Call ``fn`` and record its wall time under ``name``."""
-        start = time.perf_counter()
-        result = fn(*args, **kwargs)
-        self.seconds[name] = time.perf_counter() - start
-        return result
+@contextmanager
+def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Record the wall time of the ``with`` block under ``name``."""
+    start = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - start
 
 
-def sweep(dataset, truth: Truth) -> None:  # type: ignore[no-untyped-def]
-    """Print pair precision/recall over a grid of thresholds."""
-    print("\nthreshold sweep (pair precision / recall, false positives, misses):")
-    print(f"{'iou':>5} {'cont':>5} {'ratio':>5}  {'prec':>6} {'recall':>6} {'fp':>5} {'miss':>5}")
-    for iou in (0.7, 0.75, 0.8, 0.85, 0.9):
-        for containment, ratio in ((1.0, 1.0), (0.9, 0.7), (0.9, 0.75), (0.9, 0.8), (0.95, 0.75)):
+def distinct_pairs_flagged(pairs: list[BoxPair], truth: Truth) -> int:
+    """Found pairs of two pre-existing (distinct) boxes: must be 0."""
+    return sum(1 for p in pairs if p.b.id <= truth.originals)
+
+
+def recall_by_size(dataset: Dataset, pairs: list[BoxPair], truth: Truth) -> str:
+    """Recall of injected pairs split by the original box's shorter side."""
+    found = {(p.a.id, p.b.id): p.kind for p in pairs}
+    boxes = {a.id: a.box for a in dataset.annotations}
+    buckets: dict[str, list[bool]] = {"<40 px": [], "40-100 px": [], ">=100 px": []}
+    for key, kind in truth.pairs.items():
+        x0, y0, x1, y1 = boxes[key[0]]
+        side = min(x1 - x0, y1 - y0)
+        name = "<40 px" if side < 40 else "40-100 px" if side < 100 else ">=100 px"
+        buckets[name].append(found.get(key) == kind)
+    return ", ".join(
+        f"{name} {sum(hits) / len(hits):.4f} ({len(hits)})"
+        for name, hits in buckets.items()
+        if hits
+    )
+
+
+def sweep(dataset: Dataset, truth: Truth) -> None:
+    """Print pair precision/recall over a grid of thresholds (defaults marked with *)."""
+    print("\nthreshold sweep (pairs; 'distinct' = pre-existing pairs flagged):")
+    print(f"  {'iou':>5} {'cont':>5} {'ratio':>5}  {'prec':>6} {'recall':>6} {'distinct':>8}")
+    rules = ((1.0, 1.0), (DEFAULT_CONTAINMENT, DEFAULT_AREA_RATIO), (0.9, 0.8), (0.9, 0.75))
+    for iou in (0.7, 0.72, 0.75, 0.78, 0.8, 0.85, 0.9):
+        for containment, ratio in rules:
             pairs = find_duplicate_boxes(
                 dataset, iou=iou, containment=containment, area_ratio=ratio
             )
-            p, r, fp, miss = pair_scores(pairs, truth)
+            p, r, _, _ = pair_scores(pairs, truth)
+            mark = "*" if (iou, containment, ratio) == DEFAULTS else " "
+            flagged = distinct_pairs_flagged(pairs, truth)
             print(
-                f"{iou:5.2f} {containment:5.2f} {ratio:5.2f}  {p:6.4f} {r:6.4f} {fp:5d} {miss:5d}"
+                f"{mark} {iou:5.2f} {containment:5.2f} {ratio:5.2f}  {p:6.4f} {r:6.4f} {flagged:8d}"
             )
 
 
@@ -203,40 +231,44 @@ def main() -> None:
         doc, truth = build_coco(sizes, args.boxes, rng, args.copies)
         path = Path(tmp) / "instances.json"
         path.write_text(json.dumps(doc))
-        report(path, folder, sizes, doc, truth, args.sweep)
+        report(path, folder, len(sizes), truth, args.sweep)
 
 
-def report(path: Path, folder: Path, sizes, doc, truth: Truth, do_sweep: bool) -> None:  # type: ignore[no-untyped-def]
+def report(path: Path, folder: Path, n_files: int, truth: Truth, do_sweep: bool) -> None:
     """Run every stage once, timed, and print the figures."""
-    timer = Timer({})
-    dataset = timer.run("load", load_annotations, path, images_dir=folder)
-    problems = timer.run("validate", validate, dataset)
-    pairs = timer.run("find", find_duplicate_boxes, dataset)
-    plan = timer.run("plan", plan_cleanup, dataset, pairs)
-    out = path.parent / "out"
-    timer.run("write (dry run)", write_cleaned, dataset, plan, out)
-    kinds = sorted({p.kind for p in problems})
-    print(f"images: {len(doc['images'])} entries over {len(sizes)} files in {folder}")
+    seconds: dict[str, float] = {}
+    with timed(seconds, "load"):
+        dataset = load_annotations(path, images_dir=folder)
+    with timed(seconds, "validate"):
+        problems = validate(dataset)
+    with timed(seconds, "find"):
+        pairs = find_duplicate_boxes(dataset)
+    with timed(seconds, "plan"):
+        plan = plan_cleanup(dataset, pairs)
+    with timed(seconds, "write (dry run)"):
+        write_cleaned(dataset, plan, path.parent / "out")
+    same = sum(k == "duplicate" for k in truth.pairs.values())
+    print(f"images: {len(dataset.images)} entries over {n_files} files in {folder}")
     print(
-        f"boxes: {len(dataset.annotations)} ({truth.originals} original, "
-        f"{len(truth.pairs)} injected copies: "
-        f"{sum(k == 'duplicate' for k in truth.pairs.values())} same class, "
-        f"{sum(k == 'label-conflict' for k in truth.pairs.values())} other class)"
+        f"boxes: {len(dataset.annotations)} ({truth.originals} original, {len(truth.pairs)} "
+        f"injected copies: {same} same class, {len(truth.pairs) - same} other class)"
     )
-    print(f"problems: {len(problems)} {kinds}")
+    print(f"problems: {len(problems)} {sorted({p.kind for p in problems})}")
     p, r, fp, miss = pair_scores(pairs, truth)
     print(
-        f"pairs found: {len(pairs)}  precision {p:.4f}  recall {r:.4f}  "
-        f"(false positives {fp}, missed {miss})"
+        f"pairs found: {len(pairs)}  precision {p:.4f}  recall {r:.4f}  (false positives {fp}, "
+        f"missed {miss}; pre-existing pairs flagged: {distinct_pairs_flagged(pairs, truth)})"
     )
+    print(f"recall by box size: {recall_by_size(dataset, pairs, truth)}")
     rp, rr, touched = removal_scores(set(plan.removed_ids), truth)
     print(
         f"removals: {len(plan.removals)}  precision {rp:.4f}  recall {rr:.4f}  "
         f"pre-existing boxes removed: {touched}"
     )
-    for name, seconds in timer.seconds.items():
-        print(f"  {name:<16} {seconds:7.3f} s")
-    print(f"  {'total':<16} {sum(timer.seconds.values()):7.3f} s")
+    print("seconds:")
+    for name, value in seconds.items():
+        print(f"  {name:<16} {value:7.3f}")
+    print(f"  {'total':<16} {sum(seconds.values()):7.3f}")
     if do_sweep:
         sweep(dataset, truth)
 

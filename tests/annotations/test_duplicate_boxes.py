@@ -173,7 +173,7 @@ def test_sweep_finds_exactly_what_brute_force_finds(seed: int) -> None:
     groups = rng.integers(0, 5, len(boxes))
     groups[n:] = groups[: n // 4]
     by_image = {}
-    for k, (g, box) in enumerate(zip(groups.tolist(), boxes.tolist())):
+    for k, (g, box) in enumerate(zip(groups.tolist(), boxes.tolist(), strict=True)):
         by_image.setdefault(g, []).append((k, box))
     order = [k for g in sorted(by_image) for k, _ in by_image[g]]
     thr = Thresholds(0.6, 0.9, 0.5)
@@ -193,9 +193,15 @@ def test_sweep_chunks_cover_every_pair_once() -> None:
     xy = rng.uniform(0, 50, (60, 2))
     boxes = np.hstack([xy, xy + 30])
     groups = rng.integers(0, 3, 60)
-    whole = [p for i, j in sweep_pairs(groups, boxes, 1.0) for p in zip(i.tolist(), j.tolist())]
+    whole = [
+        p
+        for i, j in sweep_pairs(groups, boxes, 1.0)
+        for p in zip(i.tolist(), j.tolist(), strict=True)
+    ]
     chunked = [
-        p for i, j in sweep_pairs(groups, boxes, 1.0, chunk=7) for p in zip(i.tolist(), j.tolist())
+        p
+        for i, j in sweep_pairs(groups, boxes, 1.0, chunk=7)
+        for p in zip(i.tolist(), j.tolist(), strict=True)
     ]
     assert sorted(whole) == sorted(chunked)
     assert len({frozenset(p) for p in whole}) == len(whole)
@@ -219,7 +225,7 @@ def test_overlap_measures_are_symmetric_and_bounded(a, b) -> None:
 
 
 def test_synthetic_scenes_quality_at_defaults() -> None:
-    """Copies of crowded-scene boxes are found, distinct objects never paired (small-scale bench)."""
+    """Copies of crowded-scene boxes are found, distinct objects are not (a small bench)."""
     rng = np.random.default_rng(11)
     by_image, truth, originals = {}, set(), 0
     for image in range(150):

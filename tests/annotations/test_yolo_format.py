@@ -78,7 +78,8 @@ def test_confidence_and_polygon_columns(tmp_path: Path) -> None:
 
 def test_malformed_lines_are_reported_and_kept(tmp_path: Path) -> None:
     good = yolo_line(0, (10, 10, 60, 60), SIZE)
-    text = f"{good}\n0 0.5 0.5 0.2\nx 0.5 0.5 0.2 0.2\n0 0.5 abc 0.2 0.2\n-1 0.5 0.5 0.1 0.1\n\n1.5 0.1 0.1 0.1 0.1\n"
+    bad = ["0 0.5 0.5 0.2", "x 0.5 0.5 0.2 0.2", "0 0.5 abc 0.2 0.2", "-1 0.5 0.5 0.1 0.1"]
+    text = "\n".join([good, *bad, "", "1.5 0.1 0.1 0.1 0.1"]) + "\n"
     write_yolo(tmp_path, {"a": text})
     dataset = load_annotations(tmp_path)
     assert len(dataset.annotations) == 1
