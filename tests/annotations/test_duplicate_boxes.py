@@ -252,3 +252,14 @@ def test_synthetic_scenes_are_crowded_but_distinct() -> None:
             overlaps.append(iou(a, b))
     assert max(overlaps) <= MAX_DISTINCT_IOU
     assert sum(o > 0.6 for o in overlaps) >= 10  # hard negatives are really there
+
+
+def test_absurd_coordinates_in_one_image_do_not_hide_pairs_in_others() -> None:
+    huge = (0.0, 0.0, 1e300, 10.0)
+    dataset = datasets_in_memory(
+        {
+            1: [("dog", huge), ("dog", (5e299, 0.0, 1e300, 10.0))],
+            2: [("dog", PERSON), ("dog", PERSON)],
+        }
+    )
+    assert [(p.a.id, p.b.id) for p in find_duplicate_boxes(dataset)] == [(3, 4)]

@@ -90,14 +90,27 @@ def sweep_pairs(
     if n < 2:
         return
     order = np.lexsort((boxes[:, 0], groups))
-    x0 = boxes[order, 0]
-    lo = float(x0.min())
-    span = float(boxes[:, 2].max()) - lo + 1.0
-    key = groups[order].astype(np.float64) * span + (x0 - lo)
-    width = boxes[order, 2] - x0
-    end = np.searchsorted(key, key + reach * width, side="right")
+    key, limit = _sweep_keys(groups[order], boxes[order], reach)
+    end = np.searchsorted(key, limit, side="right")
     counts = np.maximum(end - np.arange(1, n + 1), 0)
     yield from _expand(order, counts, chunk)
+
+
+def _sweep_keys(
+    groups: np.ndarray, boxes: np.ndarray, reach: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sortable keys ``group rank + x0 scaled into [0, 0.5]`` and each box's sweep limit.
+
+    Scaling per group keeps full float precision inside every image, whatever the
+    coordinates of other images, and the limit never reaches the next group's keys.
+    """
+    x0, x1 = boxes[:, 0], boxes[:, 2]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    rank = np.cumsum(np.r_[True, groups[1:] != groups[:-1]]) - 1
+    low = x0[starts]
+    scale = 0.5 / (np.maximum.reduceat(x1, starts) - low)
+    key = rank + (x0 - low[rank]) * scale[rank]
+    return key, key + reach * (x1 - x0) * scale[rank]
 
 
 def _expand(

@@ -72,7 +72,7 @@ def read_yolo(path: Path, *, images_dir: Path | None = None) -> Dataset:
     root = path if path.is_dir() else path.parent
     labels = _label_files(path)
     class_file = find_class_file(root)
-    names, problems = _load_names(class_file)
+    names, problems = _load_names(class_file, root)
     state = _Reading(root, images_dir, names, ImageLocator(), {}, {}, [], problems, [])
     _keep_class_file(state, class_file)
     for label in labels:
@@ -105,14 +105,14 @@ def _label_files(path: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(path).as_posix())
 
 
-def _load_names(class_file: Path | None) -> tuple[dict[int, str], list[Problem]]:
+def _load_names(class_file: Path | None, root: Path) -> tuple[dict[int, str], list[Problem]]:
     """Read class names; a missing or unreadable file becomes a problem, not an error."""
     if class_file is None:
         message = (
             "no data.yaml, classes.txt or *.names found next to the labels or up to two "
             "folders above; classes are shown as numbers and class ids are not checked."
         )
-        return {}, [Problem("no-class-names", "", None, message, "info")]
+        return {}, [Problem("no-class-names", str(root), None, message, "info")]
     try:
         names = read_class_names(class_file)
     except ClassNamesError as exc:
