@@ -9,6 +9,7 @@ from annotation_builders import make_image, tree_bytes, write_yolo, yolo_line
 
 from lookalike.annotations import (
     CleanupPlan,
+    Removal,
     find_duplicate_boxes,
     load_annotations,
     plan_cleanup,
@@ -192,3 +193,15 @@ def test_single_label_file(tmp_path: Path) -> None:
     write_yolo(tmp_path, {"a": "0 0.5 0.5 0.1 0.1\n"}, layout="flat")
     dataset = load_annotations(tmp_path / "a.txt")
     assert dataset.format == "yolo" and len(dataset.annotations) == 1
+
+
+def test_byte_order_mark_survives_removing_the_first_line(tmp_path: Path) -> None:
+    line = yolo_line(0, (10, 10, 60, 60), SIZE)
+    labels = write_yolo(tmp_path / "in", {"a": ""})
+    (labels / "a.txt").write_bytes(b"\xef\xbb\xbf" + f"{line}\n{line}\n".encode())
+    dataset = load_annotations(labels)
+    assert [a.source.line for a in dataset.annotations] == [1, 2]
+    first, second = dataset.annotations
+    plan = CleanupPlan("first", (Removal(first, second, 1.0, 1.0, "duplicate-iou"),), ())
+    write_cleaned(dataset, plan, tmp_path / "out", dry_run=False)
+    assert (tmp_path / "out" / "a.txt").read_bytes() == b"\xef\xbb\xbf" + f"{line}\n".encode()

@@ -331,6 +331,12 @@ def write_yolo(dataset: Dataset, drop: Mapping[str, Iterable[int]]) -> dict[str,
     for rel, indices in drop.items():
         gone = set(indices)
         if gone:
-            lines = out[rel].splitlines(keepends=True)
-            out[rel] = b"".join(line for n, line in enumerate(lines) if n not in gone)
+            out[rel] = _drop_lines(out[rel], gone)
     return out
+
+
+def _drop_lines(data: bytes, gone: set[int]) -> bytes:
+    """Remove the lines at indices ``gone``; a UTF-8 byte-order mark always stays."""
+    bom = b"\xef\xbb\xbf" if data.startswith(b"\xef\xbb\xbf") else b""
+    lines = data[len(bom) :].splitlines(keepends=True)
+    return bom + b"".join(line for n, line in enumerate(lines) if n not in gone)
