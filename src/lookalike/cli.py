@@ -184,6 +184,12 @@ def _register_optional_commands() -> None:
     except ImportError:
         return
     main.add_command(objects_command, "objects")
+    from .cli_review import export_command, report_command, serve_command, undo_command
+
+    main.add_command(serve_command)
+    main.add_command(export_command)
+    main.add_command(undo_command)
+    main.add_command(report_command)
 
 
 _register_optional_commands()
