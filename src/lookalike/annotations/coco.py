@@ -254,7 +254,10 @@ def _xywh_to_box(bbox: Any) -> tuple[float, float, float, float] | None:
         return None
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox):
         return None
-    x, y, w, h = (float(v) for v in bbox)
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except OverflowError:  # an integer too large for a float
+        return None
     return (x, y, x + w, y + h)
 
 
@@ -281,9 +284,9 @@ def _positive_int(value: Any) -> int | None:
     """Return ``value`` as a positive int if it is a whole positive number, else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if not math.isfinite(value) or value <= 0 or value != int(value):
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
         return None
-    return int(value)
+    return int(value) if value > 0 else None
 
 
 def _malformed(where: str, at: int | str, what: str) -> Problem:
