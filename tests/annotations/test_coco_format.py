@@ -194,3 +194,20 @@ def test_bad_paths_and_formats(tmp_path: Path) -> None:
         load_annotations(path, format="yolo")
     with pytest.raises(ConfigError, match="needs the instances .json file"):
         load_annotations(tmp_path, format="coco")
+
+
+def test_official_coco_layout_is_found_without_images_dir(tmp_path: Path) -> None:
+    from annotation_builders import make_image
+
+    images = [{"id": 1, "file_name": "000001.jpg", "width": 64, "height": 48}]
+    path = write_coco(
+        tmp_path / "annotations",
+        [],
+        images=images,
+        name="instances_val2017.json",
+        make_images=False,
+    )
+    make_image(tmp_path / "val2017" / "000001.jpg", (64, 48))
+    dataset = load_annotations(path)
+    assert dataset.problems == ()
+    assert dataset.images[1].path == str(tmp_path / "val2017" / "000001.jpg")

@@ -29,7 +29,9 @@ def read_coco(path: Path, *, images_dir: Path | None = None) -> Dataset:
     Args:
         path: The JSON file.
         images_dir: Folder that ``file_name`` is relative to. When ``None``, the JSON's
-            folder, its parent, and ``images/`` under either are tried.
+            folder, its parent, and ``images/`` under either are tried, and for
+            ``instances_<split>.json`` also ``<split>/`` and ``images/<split>/`` beside
+            the JSON's folder (the official COCO layout).
 
     Returns:
         The dataset; unusable entries are left out and described in ``dataset.problems``.
@@ -105,7 +107,11 @@ def _image_dirs(path: Path, images_dir: Path | None) -> list[Path]:
     if images_dir is not None:
         return [images_dir]
     folder = path.absolute().parent
-    return [folder, folder / "images", folder.parent, folder.parent / "images"]
+    dirs = [folder, folder / "images", folder.parent, folder.parent / "images"]
+    split = path.stem.split("_", 1)[1] if path.stem.startswith("instances_") else ""
+    if split:  # coco/annotations/instances_val2017.json -> coco/val2017/
+        dirs += [folder.parent / split, folder.parent / "images" / split]
+    return dirs
 
 
 def _read_categories(items: Any, where: str) -> tuple[dict[int | str, str], list[Problem]]:
