@@ -1,7 +1,8 @@
 """``lookalike objects``: duplicate and conflicting boxes in COCO, YOLO or VOC annotations.
 
 A thin shell over :mod:`lookalike.annotations`. The human summary goes to stdout (or to
-stderr when ``--json -`` sends the report to stdout); problems go to stderr, one per line.
+stderr when ``--json -`` sends the report to stdout); every problem goes to stderr, one
+per line (``-q`` leaves them to the summary counts and ``--json``).
 
 Exit codes: 0 success (whether or not duplicates or problems were found); 1 a fatal
 error, printed as ``Error: ...``; 2 a usage error.
@@ -144,7 +145,7 @@ def objects_command(
     except LookalikeError as exc:
         raise click.ClickException(str(exc)) from exc
     if not quiet:
-        for line in problem_lines(problems):
+        for line in problem_lines(problems, per_kind=None):
             click.echo(line, err=True)
     _save(json_path, json.dumps(report, indent=2))
     _save(csv_path, log_to_csv(decision_log(plan)))

@@ -144,3 +144,10 @@ def test_help_documents_every_option() -> None:
         assert option in text
     for option in ("--json", "--csv", "--out", "--dry-run / --write", "--in-place", "-q, --quiet"):
         assert option in text
+
+
+def test_every_problem_is_listed(tmp_path: Path) -> None:
+    path = write_coco(tmp_path, [ann(k, 1, 9, [10, 10, 5, 5]) for k in range(1, 31)])
+    result = run(str(path))
+    assert len(result.stderr.splitlines()) == 30
+    assert "problems: 30 (unknown-class 30)" in result.stdout
