@@ -9,6 +9,11 @@ picture, so monotone tone changes (brightness, contrast, gamma) barely move it.
   L2-normalised (float32). Candidates are its nearest neighbours.
 * ``phash``: the 64-bit perceptual hash (signs of the 8 x 8 DCT block against its median),
   kept as evidence and for Hamming search.
+
+Two more search views are derived at match time, without decoding again:
+:func:`centre_descriptor` (the same recipe on the middle of the thumbnail, which a crop or
+a rotation changes less than the whole) and :func:`mirror_descriptor` (the descriptor of
+the picture mirrored left to right: a sign change of the odd horizontal frequencies).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ THUMB_PX = 128
 DESCRIPTOR_DIM = 63
 _SMALL_PX = 32
 _FLAT_STD = 2.0  # an equalised picture with less spread than this (0-255 scale) is flat
+CENTRE_MARGIN = 24  # thumbnail pixels left out on each side by the centre descriptor
+# coefficient k + 1 of the 8 x 8 block sits in column (k + 1) % 8: odd columns flip sign
+_MIRROR_SIGNS = np.array([-1.0 if (k + 1) % 2 else 1.0 for k in range(DESCRIPTOR_DIM)], np.float32)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,18 @@ def describe(small: np.ndarray) -> np.ndarray:
     if norm < 1e-6:
         return np.zeros(DESCRIPTOR_DIM, dtype=np.float32)
     return (coeffs / norm).astype(np.float32)
+
+
+def centre_descriptor(thumb: np.ndarray) -> np.ndarray:
+    """The descriptor of the middle of a thumbnail (a ``CENTRE_MARGIN`` border left out)."""
+    m = CENTRE_MARGIN
+    middle = thumb[m : thumb.shape[0] - m, m : thumb.shape[1] - m]
+    return describe(cv2.resize(middle, (_SMALL_PX, _SMALL_PX), interpolation=cv2.INTER_AREA))
+
+
+def mirror_descriptor(descriptor: np.ndarray) -> np.ndarray:
+    """The descriptor of the same picture mirrored left to right (rows of descriptors too)."""
+    return (descriptor * _MIRROR_SIGNS).astype(np.float32)
 
 
 def phash(small: np.ndarray) -> int:
