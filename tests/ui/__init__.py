@@ -1,0 +1,1 @@
+"""Tests of the review UI, its CLI commands and the HTML report."""
