@@ -108,8 +108,9 @@ def prepare_geometry(thumb: np.ndarray, width: int, height: int) -> GeoPrepared:
     ox, oy = (n - tw) // 2, (n - th) // 2
     canvas = np.zeros((n, n), np.float32)
     canvas[oy : oy + th, ox : ox + tw] = picture * _hann(th, tw)
-    magnitude = np.abs(np.fft.fftshift(np.fft.fft2(canvas))).astype(np.float32)
-    magnitude = np.log1p(magnitude * _highpass(n))
+    spectrum = cv2.dft(canvas, flags=cv2.DFT_COMPLEX_OUTPUT)
+    magnitude = np.fft.fftshift(cv2.magnitude(spectrum[..., 0], spectrum[..., 1]))
+    magnitude = cv2.log(magnitude * _highpass(n) + 1.0)
     polar = cv2.warpPolar(
         magnitude, (_LP_RADII, 2 * _LP_ANGLES), (n / 2, n / 2), n / 2,
         cv2.WARP_POLAR_LOG | cv2.INTER_LINEAR,

@@ -124,7 +124,7 @@ class PairJudge:
         self._coarse = lru_cache(maxsize=8192)(self._prepare_coarse)
         self._geo = lru_cache(maxsize=8192)(self._prepare_geo)
         self._aligning = lru_cache(maxsize=1024)(self._prepare_aligning)
-        self._screens: dict[tuple[str, str], list[Screen]] = {}
+        self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
 
     def _prepare(self, digest: str) -> Prepared:
         return prepare_thumb(self.rows[digest].features.thumb)
@@ -149,36 +149,40 @@ class PairJudge:
             np.stack([fill, fill[:, ::-1]]),
         )
 
-    def _orientations(self) -> list[tuple[int, int, bool]]:
-        return [(0, 1, False), (0, 1, True)] if self.settings.mirror else [(0, 1, False)]
-
-    def screen_many(self, pairs: Sequence[tuple[str, str]]) -> None:
-        """Screen digest pairs whose geometry is still to be judged, in one batch."""
-        todo = []
-        for a, b in pairs:
+    def screen_many(self, pairs: Sequence[tuple[str, str, bool | None]]) -> None:
+        """Screen ``(a, b, mirror)`` pairs whose geometry is still to be judged, in one batch
+        (``mirror=None``: both orientations)."""
+        todo: list[tuple[str, str, list[bool]]] = []
+        for a, b, mirror in pairs:
             a, b = sorted((a, b))
-            hit = self.cached.get((a, b)) or self.new.get((a, b))
-            if hit is not None and (hit[0] or '"geometry_tried": true' in hit[2]):
+            if (a, b) in self._screens or self.rows[a].features.is_flat or self.rows[b].features.is_flat:
                 continue
-            if (a, b) not in self._screens and not (self.rows[a].features.is_flat or self.rows[b].features.is_flat):
-                todo.append((a, b))
+            hit = self.cached.get((a, b)) or self.new.get((a, b))
+            wanted = self._steps(geometric=True, mirror=mirror) & _GEOMETRY_STEPS
+            if hit is not None and (hit[0] or wanted <= set(json.loads(hit[2]).get("tried", []))):
+                continue
+            todo.append((a, b, [step == "mirror geometry" for step in sorted(wanted)]))
         if not todo:
             return
         index: dict[str, int] = {}
-        for d in (d for pair in todo for d in pair):
-            index.setdefault(d, len(index))
+        for a, b, _ in todo:
+            index.setdefault(a, len(index))
+            index.setdefault(b, len(index))
         prepared = [self._geo(d) for d in index]
-        tries = [(index[a], index[b], m) for a, b in todo for _, _, m in self._orientations()]
-        screens = screen_pairs(prepared, tries)
-        k = len(self._orientations())
-        for n, key in enumerate(todo):
-            self._screens[key] = screens[n * k : (n + 1) * k]
+        tries = [(index[a], index[b], m) for a, b, ms in todo for m in ms]
+        screens = iter(screen_pairs(prepared, tries))
+        for a, b, ms in todo:
+            self._screens[(a, b)] = {m: next(screens) for m in ms}
 
-    def judge(self, a: str, b: str, *, geometric: bool = True) -> DigestPair | None:
+    def judge(
+        self, a: str, b: str, *, geometric: bool = True, mirror: bool | None = None
+    ) -> DigestPair | None:
         """Return the pair when ``a`` and ``b`` are duplicates, else ``None``.
 
-        ``geometric=False`` checks the whole pictures only (plain and, when enabled,
-        mirrored); the default also tries to align crops and rotations.
+        ``geometric=False`` checks the whole pictures only; the default also tries to
+        align crops and rotations. ``mirror`` limits the checks to one orientation
+        (``True``: mirrored only, ``False``: plain only); ``None`` tries both (when mirror
+        images are looked for at all). Steps already tried for the pair are not repeated.
         """
         a, b = sorted((a, b))
         ra, rb = self.rows[a], self.rows[b]
@@ -187,9 +191,10 @@ class PairJudge:
         if ra.stream_digest and ra.stream_digest == rb.stream_digest:
             return DigestPair(a, b, "pixel", 1.0, {"method": "JPEG stream digest"})
         hit = self.cached.get((a, b)) or self.new.get((a, b))
-        wants_geometry = geometric and self.settings.geometric
-        if hit is None or (wants_geometry and not hit[0] and '"geometry_tried": false' in hit[2]):
-            verdict = self._verify(a, b, geometric=wants_geometry)
+        steps = self._steps(geometric=geometric, mirror=mirror)
+        previous = None if hit is None else json.loads(hit[2])
+        if hit is None or (not hit[0] and not steps <= set(previous.get("tried", []))):  # type: ignore[union-attr]
+            verdict = self._verify(a, b, steps, previous, hit[1] if hit else 0.0)
             hit = (verdict.accepted, verdict.score, json.dumps(verdict.evidence, sort_keys=True))
             self.new[(a, b)] = hit
         accepted, score, evidence_json = hit
@@ -197,45 +202,71 @@ class PairJudge:
             return None
         evidence = json.loads(evidence_json)
         relation = evidence.pop("relation", "near")
-        evidence.pop("geometry_tried", None)
+        evidence.pop("tried", None)
         if relation == "near" and self._same_pixels(ra, rb, evidence):
             return DigestPair(a, b, "pixel", 1.0, {"method": "pixel digest"})
         return DigestPair(a, b, relation, score, evidence)
 
-    def _verify(self, a: str, b: str, *, geometric: bool) -> Verdict:
-        """Identity, then mirrored identity, then (when asked) geometry."""
+    def _steps(self, *, geometric: bool, mirror: bool | None) -> set[str]:
+        plain = mirror is not True
+        flipped = self.settings.mirror and mirror is not False
+        # a view candidate (mirror given) that is a plain whole-picture duplicate is also
+        # an identity candidate: its plain check happens there
+        steps = {"identity"} if plain and (mirror is None or not geometric) else set()
+        if flipped:
+            steps.add("mirror")
+        if geometric and self.settings.geometric:
+            steps |= ({"geometry"} if plain else set()) | ({"mirror geometry"} if flipped else set())
+        return steps
+
+    def _verify(
+        self, a: str, b: str, steps: set[str], previous: dict[str, Any] | None, score: float
+    ) -> Verdict:
+        """Run the steps not tried before: identity, mirrored identity, then geometry."""
         ra, rb = self.rows[a], self.rows[b]
         fa, fb = ra.features, rb.features
         sizes = ((ra.width, ra.height), (rb.width, rb.height))
-        coarse = (self._coarse(a), self._coarse(b))
+        tried = set(previous.get("tried", [])) if previous else set()
+        kept = {k: v for k, v in (previous or {}).items() if k not in ("tried", "relation")}
+        best = Verdict(False, score, kept)
 
         def prepared() -> tuple[Prepared, Prepared]:
             return self._prepared(a), self._prepared(b)
 
-        self.stats["identity"] += 1
-        kw = {"prepared": prepared, "coarse": coarse}
-        plain = verify_pair(fa, fb, *sizes, self.settings.verify, **kw)  # type: ignore[arg-type]
-        if plain.accepted:
-            return _tagged(plain, "near", geometry_tried=False)
-        if self.settings.mirror:
-            flipped = verify_pair(fa, fb, *sizes, self.settings.verify, mirror=True, **kw)  # type: ignore[arg-type]
-            if flipped.accepted:
-                return _tagged(flipped, "mirror", geometry_tried=False)
-        if not geometric or fa.is_flat or fb.is_flat:
-            return _tagged(plain, "near", geometry_tried=False)
-        found = self._verify_geometry(a, b)
-        if found is None:
-            return _tagged(plain, "near", geometry_tried=True)
-        return found
+        def done(v: Verdict, relation: str) -> Verdict:
+            evidence = {**v.evidence, "relation": relation, "tried": sorted(tried)}
+            return Verdict(v.accepted, v.score, evidence)
 
-    def _verify_geometry(self, a: str, b: str) -> Verdict | None:
-        """Screen both orientations, align the better one, compare inside the overlap."""
+        for step, flip in (("identity", False), ("mirror", True)):
+            if step in steps and step not in tried:
+                self.stats["identity"] += 1
+                tried.add(step)
+                coarse = (self._coarse(a), self._coarse(b))
+                v = verify_pair(
+                    fa, fb, *sizes, self.settings.verify, mirror=flip, prepared=prepared, coarse=coarse
+                )
+                if v.accepted:
+                    return done(v, "mirror" if flip else "near")
+                if not best.evidence or v.score > best.score:
+                    best = v
+        todo = [m for m, step in ((False, "geometry"), (True, "mirror geometry")) if step in steps and step not in tried]
+        if todo and not (fa.is_flat or fb.is_flat):
+            tried.update("mirror geometry" if m else "geometry" for m in todo)
+            found = self._verify_geometry(a, b, todo)
+            if found is not None and (found.accepted or found.score > best.score):
+                return done(found, "mirror" if found.evidence["method"].startswith("mirror") else "near")
+        return done(best, "near")
+
+    def _verify_geometry(self, a: str, b: str, orientations: list[bool]) -> Verdict | None:
+        """Screen the orientations, align the better one, compare inside the overlap."""
         ga, gb = self._geo(a), self._geo(b)
-        tries = self._orientations()
-        screens = self._screens.pop((a, b), None) or screen_pairs([ga, gb], tries)
+        cached = self._screens.pop((a, b), {})
+        missing = [m for m in orientations if m not in cached]
+        if missing:
+            cached.update(zip(missing, screen_pairs([ga, gb], [(0, 1, m) for m in missing]), strict=True))
         self.stats["screened"] += 1
-        best = max(range(len(tries)), key=lambda k: screens[k].response)
-        screen, mirror = screens[best], tries[best][2]
+        mirror = max(orientations, key=lambda m: cached[m].response)
+        screen = cached[mirror]
         limits = self.settings.geometry
         if screen.response < limits.min_response:
             return None
@@ -252,9 +283,8 @@ class PairJudge:
             alignment, plain_a[0], plain_b[m], (tex_a[0], tex_b[m]), (fill_a[0], fill_b[m]),
             self.settings.verify, limits,
         )  # fmt: skip
-        hashes = {"phash_distance": (self.rows[a].features.phash ^ self.rows[b].features.phash).bit_count()}
-        verdict = Verdict(verdict.accepted, verdict.score, {**hashes, **verdict.evidence})
-        return _tagged(verdict, "mirror" if mirror else "near", geometry_tried=True)
+        phash = (self.rows[a].features.phash ^ self.rows[b].features.phash).bit_count()
+        return Verdict(verdict.accepted, verdict.score, {"phash_distance": phash, **verdict.evidence})
 
     def _same_pixels(self, ra: ImageRow, rb: ImageRow, evidence: dict[str, Any]) -> bool:
         """Full-resolution pixel check of a lossless file against a lossy one.
@@ -272,9 +302,7 @@ class PairJudge:
         return da is not None and da == db
 
 
-def _tagged(verdict: Verdict, relation: str, *, geometry_tried: bool) -> Verdict:
-    evidence = {**verdict.evidence, "relation": relation, "geometry_tried": geometry_tried}
-    return Verdict(verdict.accepted, verdict.score, evidence)
+_GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
 
 
 Candidates = dict[tuple[int, int], tuple[str, float]]
@@ -292,7 +320,9 @@ def find_pairs(
     """All duplicate pairs among distinct contents, sorted by digests.
 
     ``extra`` adds candidates found elsewhere (learned embeddings); they are verified
-    like view candidates, geometry included.
+    like view candidates, geometry included. A view or extra candidate whose two images
+    are already linked through accepted pairs is not aligned (grouping verifies every
+    member against its keeper anyway), which saves most of the alignments in groups.
     """
     found: dict[tuple[str, str], DigestPair] = {}
     for a, b in _pixel_twin_candidates(rows):
@@ -303,19 +333,52 @@ def find_pairs(
         return []
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
     identity = _self_pairs(vectors, settings.neighbours, settings.min_descriptor_similarity, workers)
-    _judge_all(rows, identity, judge, found, "descriptor_similarity", geometric=False)
-    if settings.geometric or settings.mirror:
-        views = view_candidates(rows, settings, vectors=vectors, workers=workers)
-        _judge_all(rows, views, judge, found, "view_similarity", geometric=False)
-        if settings.geometric:
-            _screen_all(rows, views, judge, found)
-            _judge_all(rows, views, judge, found, "view_similarity", geometric=True)
-    if extra:
-        _judge_all(rows, extra, judge, found, "embedding_similarity", geometric=False)
-        if settings.geometric:
-            _screen_all(rows, extra, judge, found)
-            _judge_all(rows, extra, judge, found, "embedding_similarity", geometric=True)
+    linked = _Links()
+    _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False)
+    for label, candidates in (("view_similarity", _views(rows, settings, vectors, workers)),
+                              ("embedding_similarity", extra or {})):  # fmt: skip
+        _judge_all(rows, candidates, judge, found, linked, label, geometric=False)
+        if settings.geometric and candidates:
+            keys = [(rows[i].digest, rows[j].digest, _orientation(v)) for (i, j), (v, _) in candidates.items()]
+            judge.screen_many([k for k in keys if not linked.same(k[0], k[1])])
+            _judge_all(rows, candidates, judge, found, linked, label, geometric=True)
     return [found[k] for k in sorted(found)]
+
+
+def _views(
+    rows: Sequence[ImageRow], settings: MatchSettings, vectors: np.ndarray, workers: int | None
+) -> Candidates:
+    if not (settings.geometric or settings.mirror):
+        return {}
+    return view_candidates(rows, settings, vectors=vectors, workers=workers)
+
+
+def _orientation(view: str) -> bool | None:
+    """Which orientation a candidate's search suggests (``None``: both)."""
+    if view.startswith("mirror"):
+        return True
+    return False if view in ("global", "centre") else None
+
+
+class _Links:
+    """Union-find over digests linked by accepted pairs."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def root(self, d: str) -> str:
+        while self.parent.get(d, d) != d:
+            self.parent[d] = self.parent.get(self.parent[d], self.parent[d])
+            d = self.parent[d]
+        return d
+
+    def same(self, a: str, b: str) -> bool:
+        return self.root(a) == self.root(b)
+
+    def link(self, a: str, b: str) -> None:
+        ra, rb = self.root(a), self.root(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
 
 
 def _judge_all(
@@ -323,30 +386,23 @@ def _judge_all(
     candidates: Candidates,
     judge: PairJudge,
     found: dict[tuple[str, str], DigestPair],
+    linked: _Links,
     label: str,
     *,
     geometric: bool,
 ) -> None:
-    for (i, j), (view, sim) in sorted(candidates.items()):
+    order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    for (i, j), (view, sim) in order:
         key = tuple(sorted((rows[i].digest, rows[j].digest)))
-        if key in found:
+        if key in found or (geometric and linked.same(*key)):
             continue
-        pair = judge.judge(*key, geometric=geometric)
+        pair = judge.judge(*key, geometric=geometric, mirror=_orientation(view))
         if pair is not None:
             pair.evidence.setdefault(label, round(float(sim), 4))
             if label == "view_similarity":
                 pair.evidence.setdefault("view", view)
             found[key] = pair  # type: ignore[index]
-
-
-def _screen_all(
-    rows: Sequence[ImageRow],
-    candidates: Candidates,
-    judge: PairJudge,
-    found: dict[tuple[str, str], DigestPair],
-) -> None:
-    keys = [(rows[i].digest, rows[j].digest) for i, j in sorted(candidates)]
-    judge.screen_many([k for k in keys if tuple(sorted(k)) not in found])
+            linked.link(*key)
 
 
 def view_candidates(
