@@ -49,7 +49,15 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected)."),
         click.option("--reference", multiple=True, type=click.Path(file_okay=False), metavar="ROOT", help="A root whose files are always preferred as keepers and never proposed for removal (repeatable)."),
         click.option("--keeper-rule", "keeper_rules", multiple=True, type=click.Choice(["pixels", "lossless", "size", "shortest-path"]), help="Keeper policy, in order (repeatable). Default: pixels, lossless, size, shortest-path."),
-        click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None, help="Similarity a near-duplicate needs, in [0, 1] (default 0.8). Lower finds more, higher is stricter."),
+        click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None, help="Similarity a near-duplicate needs, in [0, 1] (default: the preset's, 0.8 for balanced). Lower finds more, higher is stricter."),
+        click.option("--preset", type=click.Choice(["strict", "balanced", "loose"]), default="balanced", show_default=True, help="Precision/recall trade-off (min score and geometry limits; measured in docs/quality.md)."),
+        click.option("--no-mirror", is_flag=True, help="Do not report mirror images (relation 'mirror')."),
+        click.option("--model", type=click.Path(dir_okay=False), default=None, metavar="PATH.onnx", help="ONNX model whose embeddings propose extra candidates (needs the embeddings extra). Names are not downloaded."),
+        click.option("--model-input-size", type=click.IntRange(8), default=224, show_default=True, help="Side of the square input the model expects."),
+        click.option("--model-mean", default="0.485,0.456,0.406", show_default=True, metavar="R,G,B", help="Per-channel mean subtracted from [0, 1] pixels."),
+        click.option("--model-std", default="0.229,0.224,0.225", show_default=True, metavar="R,G,B", help="Per-channel standard deviation pixels are divided by."),
+        click.option("--model-channels", type=click.Choice(["rgb", "bgr"]), default="rgb", show_default=True, help="Channel order of the model's input."),
+        click.option("--embeddings", "embeddings_file", type=click.Path(dir_okay=False), default=None, metavar="FILE", help="Precomputed embeddings: FILE.npy with FILE.npy.paths.txt (one path per row), or FILE.npz with arrays paths and embeddings."),
         click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this (decompression bombs)."),
         click.option("--engine", type=click.Choice(["local", "threads", "processes", "serial", "dask"]), default="local", show_default=True, help="Where decoding runs ('dask' needs the dask extra)."),
         click.option("--workers", type=click.IntRange(1), default=None, help="Parallel workers (default: usable CPUs); with --engine dask, the processes of a local cluster."),
@@ -65,6 +73,7 @@ def _settings(kw: dict[str, Any]) -> Any:
     from dataclasses import replace
 
     from .discovery import DiscoveryOptions
+    from .matching import preset_settings
     from .pipeline import ScanSettings
 
     settings = ScanSettings(
@@ -80,10 +89,36 @@ def _settings(kw: dict[str, Any]) -> Any:
         settings = replace(settings, keeper_rules=tuple(kw["keeper_rules"]))
     if kw["max_pixels"] is not None:
         settings = replace(settings, max_pixels=kw["max_pixels"])
-    if kw["min_score"] is not None:
-        verify = replace(settings.match.verify, min_score=kw["min_score"])
-        settings = replace(settings, match=replace(settings.match, verify=verify))
+    settings = replace(
+        settings,
+        match=preset_settings(kw["preset"], mirror=not kw["no_mirror"], min_score=kw["min_score"]),
+    )
+    if kw["model"] or kw["embeddings_file"]:
+        settings = replace(settings, embeddings=_embedding_settings(kw))
     return settings
+
+
+def _embedding_settings(kw: dict[str, Any]) -> Any:
+    from .embeddings import EmbeddingSettings, ModelSpec
+
+    model = None
+    if kw["model"]:
+        model = ModelSpec(
+            path=kw["model"],
+            input_size=kw["model_input_size"],
+            mean=_triple(kw["model_mean"], "--model-mean"),
+            std=_triple(kw["model_std"], "--model-std"),
+            channels=kw["model_channels"],
+        )
+    return EmbeddingSettings(model=model, file=kw["embeddings_file"])
+
+
+def _triple(text: str, flag: str) -> tuple[float, float, float]:
+    try:
+        a, b, c = (float(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected three numbers like 0.5,0.5,0.5, got {text!r}", param_hint=flag) from None
+    return (a, b, c)
 
 
 def _run_scan(roots: list[str], kw: dict[str, Any]) -> Any:

@@ -89,6 +89,36 @@ class MatchSettings:
         )
 
 
+PRESETS: dict[str, dict[str, Any]] = {
+    # min_score scales every limit at once (score = 1 - 0.2 * dissimilarity)
+    "strict": {"min_score": 0.88, "max_angle_deg": 10.0, "min_response": 0.4},
+    "balanced": {},
+    "loose": {"min_score": 0.7, "max_angle_deg": 20.0, "min_response": 0.25, "view_neighbours": 5},
+}
+"""Named trade-offs between precision and recall; measured in ``docs/quality.md``."""
+
+
+def preset_settings(name: str, *, mirror: bool = True, min_score: float | None = None) -> MatchSettings:
+    """The :class:`MatchSettings` of a named preset (``strict``, ``balanced``, ``loose``).
+
+    Raises:
+        ConfigError: unknown preset name.
+    """
+    from dataclasses import replace
+
+    from .errors import ConfigError
+
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset {name!r}; choose from: {', '.join(PRESETS)}.")
+    knobs = dict(PRESETS[name])
+    if min_score is not None:
+        knobs["min_score"] = min_score
+    base = MatchSettings(mirror=mirror)
+    verify = replace(base.verify, min_score=knobs.pop("min_score", base.verify.min_score))
+    geo_keys = {k: knobs.pop(k) for k in ("max_angle_deg", "min_response") if k in knobs}
+    return replace(base, verify=verify, geometry=replace(base.geometry, **geo_keys), **knobs)
+
+
 @dataclass(frozen=True)
 class DigestPair:
     """Two distinct contents found to be duplicates."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels
 from .discovery import DiscoveryOptions, FileEntry, Skipped, discover_files, normalise_roots
+from .embeddings import EmbeddingSettings
 from .errors import ConfigError, DecodeError
 from .executors import check_engine, get_executor
 from .extraction import (
@@ -44,6 +45,7 @@ class ScanSettings:
     keeper_rules: tuple[str, ...] = KeeperPolicy().rules
     reference_roots: tuple[str, ...] = ()
     max_pixels: int = DEFAULT_MAX_PIXELS
+    embeddings: EmbeddingSettings | None = None  # learned embeddings: extra candidates
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,9 @@ def _match_and_group(
     judge = PairJudge(rows, settings.match, store.load_verdicts(key), _pixel_digest_lookup(store, rows, paths_by_digest))
     _report(progress, Stage.MATCH, 0, 1)
     blocked = store.not_duplicate_pairs()
-    pairs = [p for p in find_pairs(rows, settings.match, judge, workers=workers) if (p.a, p.b) not in blocked]
+    extra = _embedding_candidates(rows, ok, settings, workers)
+    found = find_pairs(rows, settings.match, judge, workers=workers, extra=extra)
+    pairs = [p for p in found if (p.a, p.b) not in blocked]
     infos = [
         FileInfo(f["path"], f["root"], f["digest"], f["size"], f["width"], f["height"], bool(f["lossless"]))
         for f in ok
@@ -288,6 +292,22 @@ def _match_and_group(
     _report(progress, Stage.MATCH, 1, 1)
     file_pairs = _file_pairs(pairs, ok)
     return {"images": len(ok), "failures": failures, "skipped": skipped, "groups": tuple(groups), "pairs": file_pairs}
+
+
+def _embedding_candidates(
+    rows: Sequence[Any], ok: list[dict[str, Any]], settings: ScanSettings, workers: int | None
+) -> Any:
+    """Candidate pairs from learned embeddings (``--model`` / ``--embeddings``), if any."""
+    if settings.embeddings is None:
+        return None
+    from .embeddings import embedding_candidates, embedding_vectors
+
+    paths: dict[str, list[str]] = {}
+    for f in ok:
+        paths.setdefault(f["digest"], []).append(f["path"])
+    digests = [r.digest for r in rows]
+    vectors = embedding_vectors(digests, paths, settings.embeddings)
+    return embedding_candidates(digests, vectors, settings.embeddings, workers=workers)
 
 
 def _pixel_digest_lookup(store: Store, rows: Sequence[Any], paths: dict[str, str]) -> Any:
