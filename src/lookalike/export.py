@@ -485,14 +485,25 @@ def run_quarantine(
     result.manifest = manifest
     for move, entry in zip(moves, doc["entries"], strict=True):
         failed = len(result.failed)
-        _run_one(result, move, lambda m: move_no_clobber(m.source, m.target, m.digest))
+        _run_one(result, move, _quarantine_one)
         entry["timestamp"] = _now()
         if len(result.failed) > failed:
             entry["status"], entry["why"] = "failed", result.failed[-1][1]
-        else:
+        elif result.done and result.done[-1] is move:
             entry["status"] = "moved"
+        else:
+            entry["status"], entry["why"] = "skipped", result.skipped[-1][1]
     write_manifest(manifest, doc)
     return result
+
+
+def _quarantine_one(m: Move) -> str | None:
+    if not os.path.lexists(m.source):
+        if os.path.isfile(m.target) and file_digest(m.target) == m.digest:
+            return "already in quarantine"
+        return "not there any more (moved or deleted since the scan; re-scan to refresh)"
+    move_no_clobber(m.source, m.target, m.digest)
+    return None
 
 
 def _now() -> str:
@@ -597,7 +608,7 @@ def undo(manifest_path: str, *, dry_run: bool = False) -> ExportResult:
         )
         if entry.get("status") == "restored":
             result.skipped.append((move, "already restored"))
-        elif entry.get("status") == "failed" and not os.path.lexists(move.source):
+        elif entry.get("status") in ("failed", "skipped") and not os.path.lexists(move.source):
             result.skipped.append((move, "was never moved"))
         else:
             result.planned.append(move)

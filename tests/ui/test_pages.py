@@ -161,6 +161,8 @@ def test_export_page_previews_without_touching_anything(shared: Scanned, reader:
     assert all(os.path.isfile(path) for path in removed)
     text = reader.get("/export/list.txt?list=remove").text
     assert sorted(text.splitlines()) == sorted(removed)
+    html = reader.get("/export").text
+    assert f'value="{shared.roots[0]}-quarantine"' in html and f'value="{shared.roots[0]}-clean"' in html
     csv_text = reader.get("/export/list.csv").text
     assert csv_text.splitlines()[0].startswith("action,reason,group")
 

@@ -541,6 +541,6 @@ def _cards(view: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _suggestions(roots: list[str]) -> dict[str, str]:
     if not roots:
-        return {"quarantine": "", "copy": ""}
+        return {"quarantine_dir": "", "copy_dir": ""}
     first = roots[0].rstrip(os.sep)
-    return {"quarantine": f"{first}-quarantine", "copy": f"{first}-clean"}
+    return {"quarantine_dir": f"{first}-quarantine", "copy_dir": f"{first}-clean"}

@@ -1,0 +1,178 @@
+"""Real-browser tests: Playwright driving Debian's chromium against uvicorn on a free port.
+
+Needs ``pip install playwright`` and ``apt-get install chromium`` (no ``playwright
+install``: the system browser is used). Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lookalike.store import Store
+from lookalike.ui.app import create_app
+
+from .conftest import Scanned
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture()
+def browser_page(tmp_path: Path) -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright)")
+    profile = tmp_path / "chromium-profile"
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=ARGS, viewport={"width": 1360, "height": 900}
+        )
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.errors = errors  # type: ignore[attr-defined]
+            yield page
+            assert errors == [], errors
+        finally:
+            context.close()
+
+
+@pytest.fixture()
+def server(scanned: Scanned) -> Iterator[str]:
+    import uvicorn
+
+    app = create_app(scanned.db, allowed_hosts=["127.0.0.1", "localhost"])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+        app.state.review.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _images_loaded(page: Any, selector: str = "img") -> bool:
+    """Every image matching ``selector`` that is displayed has loaded (waits up to 10 s)."""
+    script = (
+        "sel => Array.from(document.querySelectorAll(sel)).filter(i => i.offsetParent !== null)"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.wait_for_function(script, arg=selector, timeout=10_000)
+    return True
+
+
+def test_review_mark_a_group_and_quarantine(scanned: Scanned, server: str, browser_page: Any) -> None:
+    page = browser_page
+    page.goto(f"{server}/")
+    assert page.locator("h1").inner_text() == "Overview"
+    _shot(page, "overview")
+
+    page.goto(f"{server}/groups")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".group-card").count() == len(scanned.result.groups)
+    assert _images_loaded(page)
+    _shot(page, "groups")
+
+    page.keyboard.press("j")  # select the second card, then open it
+    assert "selected" in (page.locator(".group-card").nth(1).get_attribute("class") or "")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/groups/\d+"))
+    page.wait_for_load_state("networkidle")
+    gid = int(page.url.split("/groups/")[1].split("?")[0].split("#")[0])
+    group = next(g for g in scanned.result.groups if g.id == gid)
+    assert _images_loaded(page, ".file-card img")
+    _shot(page, "group")
+
+    page.keyboard.press("d")  # compare: overlay, then difference
+    assert "mode-overlay" in (page.locator("[data-stage]").get_attribute("class") or "")
+    page.keyboard.press("d")
+    assert "mode-diff" in (page.locator("[data-stage]").get_attribute("class") or "")
+    page.locator("#compare").scroll_into_view_if_needed()
+    assert _images_loaded(page, "[data-diff]")
+    _shot(page, "group-difference")
+
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#help").is_visible()
+
+    with page.expect_navigation():
+        page.keyboard.press("g")  # exclude the whole group except its keeper
+    with Store(scanned.db, readonly=True) as store:
+        assert store.marks() == {m.path: "exclude" for m in group.members}
+    assert page.locator(".file-card.action-remove").count() == len(group.members)
+
+    page.goto(f"{server}/export")
+    dest = scanned.base / "quarantine"
+    page.fill("#quarantine-form input[name=dest]", str(dest))
+    with page.expect_navigation():
+        page.click("#quarantine-form button[type=submit]")
+    page.wait_for_selector("#result")
+    _shot(page, "export-result")
+    text = page.locator("#result").inner_text()
+    assert "Manifest" in text and "lookalike undo" in text
+
+    members = {m.path for g in scanned.result.groups for m in g.members}
+    assert all(not os.path.exists(p) for p in members)
+    [manifest] = dest.glob("lookalike-manifest-*.json")
+    doc = json.loads(manifest.read_text())
+    assert {e["original"] for e in doc["entries"]} == members
+    for entry in doc["entries"]:
+        assert entry["status"] == "moved" and os.path.isfile(entry["new"])
+        assert entry["new"].startswith(str(dest) + os.sep)
+    keepers = {g.keeper for g in scanned.result.groups}
+    assert all(os.path.exists(p) for p in keepers)
+
+
+def test_groups_filters_and_bulk_exclude_in_the_browser(scanned: Scanned, server: str, browser_page: Any) -> None:
+    page = browser_page
+    page.goto(f"{server}/groups")
+    page.select_option("select[name=sort]", "score")
+    page.wait_for_url(re.compile(r".*sort=score"))
+    slider = page.locator("form.filters input[name=min_score]")
+    slider.fill("0.9")  # moves the slider and fires change: the list reloads filtered
+    page.wait_for_url(re.compile(r".*min_score=0\.9"))
+    shown = page.locator(".group-card").count()
+    expected = [g for g in scanned.result.groups if min(m.score for m in g.members) >= 0.9]
+    assert shown == len(expected)
+    with page.expect_navigation():
+        page.click("form.bulk button")  # confirm() is accepted by the fixture
+    with Store(scanned.db, readonly=True) as store:
+        assert set(store.marks()) == {m.path for g in expected for m in g.members}
+    _shot(page, "groups-filtered")
+    shutil.rmtree(scanned.base / "quarantine", ignore_errors=True)
