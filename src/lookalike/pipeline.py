@@ -258,6 +258,11 @@ def _match_and_group(
         for f in files
         if f["status"] == "skipped"
     )
+    fingerprint = _inputs_fingerprint(ok, settings, store)
+    if store.get_meta("groups_fingerprint") == fingerprint:  # nothing changed: reuse results
+        _report(progress, Stage.MATCH, 1, 1)
+        return {"images": len(ok), "failures": failures, "skipped": skipped,
+                "groups": tuple(store.load_groups()), "pairs": tuple(store.load_pairs())}
     digests = sorted({f["digest"] for f in ok})
     rows = store.load_images(digests)
     paths_by_digest: dict[str, str] = {}
@@ -288,10 +293,23 @@ def _match_and_group(
 
     groups = build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy)
     store.save_verdicts(key, [(a, b, *v) for (a, b), v in judge.new.items()])
-    store.replace_groups(run_id, groups)
-    _report(progress, Stage.MATCH, 1, 1)
     file_pairs = _file_pairs(pairs, ok)
+    store.replace_groups(run_id, groups, file_pairs, fingerprint=fingerprint)
+    _report(progress, Stage.MATCH, 1, 1)
     return {"images": len(ok), "failures": failures, "skipped": skipped, "groups": tuple(groups), "pairs": file_pairs}
+
+
+def _inputs_fingerprint(ok: list[dict[str, Any]], settings: ScanSettings, store: Store) -> str:
+    """Identify what groups depend on: featured files, settings and a person's marks."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(_settings_dict(settings), sort_keys=True, default=str).encode())
+    h.update(settings.match.cache_key().encode())
+    h.update(store.marks_fingerprint().encode())
+    for f in sorted(ok, key=lambda f: f["path"]):
+        h.update(f"{f['path']}\0{f['root']}\0{f['digest']}\0{f['size']}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
 
 def _embedding_candidates(

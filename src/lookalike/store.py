@@ -97,6 +97,17 @@ CREATE TABLE IF NOT EXISTS members (
     evidence TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS members_group ON members(group_id);
+CREATE TABLE IF NOT EXISTS pairs (
+    a BLOB NOT NULL,
+    b BLOB NOT NULL,
+    relation TEXT NOT NULL,
+    score REAL NOT NULL,
+    evidence TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS marks (
     path BLOB NOT NULL PRIMARY KEY,
     digest TEXT,
@@ -369,6 +380,15 @@ class Store:
                     (to_blob(path), digest, mark, time.time()),
                 )
 
+    def marks_fingerprint(self) -> str:
+        """A digest of every mark, so results can tell when a person changed something."""
+        h = hashlib.sha256()
+        for row in self.conn.execute("SELECT path, mark FROM marks ORDER BY path"):
+            h.update(repr(row).encode())
+        for row in self.conn.execute("SELECT a, b, mark FROM pair_marks ORDER BY a, b"):
+            h.update(repr(row).encode())
+        return h.hexdigest()
+
     def mark_not_duplicate(self, digest_a: str, digest_b: str) -> None:
         """Remember that two images are not duplicates, so the pair never comes back."""
         a, b = sorted((digest_a, digest_b))
@@ -414,11 +434,50 @@ class Store:
         rows = self.files_of_run(run["id"])
         return [r for r in rows if status is None or r["status"] == status]
 
-    def replace_groups(self, run_id: int, groups: Sequence[Any]) -> None:
-        """Replace the stored groups with those of ``run_id`` (records.Group objects)."""
+    def get_meta(self, key: str) -> str | None:
+        """A value from the key-value ``meta`` table."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def load_pairs(self) -> list[Any]:
+        """The duplicate pairs of the latest scan as :class:`lookalike.records.Pair`."""
+        from .records import Pair
+
+        return [
+            Pair(from_blob(a), from_blob(b), relation, score, json.loads(evidence))
+            for a, b, relation, score, evidence in self.conn.execute(
+                "SELECT a, b, relation, score, evidence FROM pairs ORDER BY rowid"
+            )
+        ]
+
+    def replace_groups(
+        self,
+        run_id: int,
+        groups: Sequence[Any],
+        pairs: Sequence[Any] = (),
+        *,
+        fingerprint: str | None = None,
+    ) -> None:
+        """Replace the stored groups and pairs with those of ``run_id``.
+
+        ``fingerprint`` identifies the inputs they were computed from (files, settings,
+        marks), so an unchanged re-scan can reuse them.
+        """
         with self.transaction() as conn:
             conn.execute("DELETE FROM members")
             conn.execute("DELETE FROM groups")
+            conn.execute("DELETE FROM pairs")
+            conn.executemany(
+                "INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
+                [
+                    (to_blob(p.a), to_blob(p.b), p.relation, p.score,
+                     json.dumps(p.evidence, sort_keys=True))
+                    for p in pairs
+                ],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('groups_fingerprint', ?)", (fingerprint or "",)
+            )
             for g in groups:
                 conn.execute(
                     "INSERT INTO groups (id, run_id, keeper, relation, roots) VALUES (?, ?, ?, ?, ?)",
