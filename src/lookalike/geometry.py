@@ -59,6 +59,8 @@ class GeometryLimits:
     max_shear_deg: float = 4.0
     min_initial_cc: float = 0.6  # correlation at 64 px of the screened similarity
     min_cc: float = 0.6  # ECC correlation after alignment (fill corners lower it)
+    frame_tolerance: float = 0.012  # |A - I| below this: the two frames have the same size
+    max_frame_shift_px: float = 1.0  # ... and then their centres may move this much at most
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,11 @@ def is_plausible(al: Alignment, limits: GeometryLimits = GeometryLimits()) -> st
         return "rotation too large"
     if al.anisotropy > limits.max_anisotropy or abs(al.shear_deg) > limits.max_shear_deg:
         return "not a rotation, crop or resize"
+    lin, shift = al.warp[:, :2].astype(np.float64), al.warp[:, 2].astype(np.float64)
+    moved = float(np.hypot(*(lin @ np.full(2, THUMB_PX / 2 - 0.5) + shift - (THUMB_PX / 2 - 0.5))))
+    if np.abs(lin - np.eye(2)).max() < limits.frame_tolerance and moved > limits.max_frame_shift_px:
+        # same frame size, moved content: no crop or rotation does that; a camera does
+        return "the frame moved (another shot of the scene)"
     return None
 
 
@@ -271,7 +278,8 @@ def compare_aligned(
 
     Returns ``mad`` and ``changed`` (as in :mod:`lookalike.verify`, over the overlap),
     ``overlap_a`` / ``overlap_b`` (share of each thumbnail the other covers) and
-    ``outside_a`` / ``outside_b`` (share of each thumbnail that is textured and not covered).
+    ``outside_a`` / ``outside_b`` (share of each thumbnail that shows content, i.e. not
+    fill, and is not covered; without fill maps, textured pixels count as content).
     """
     n = THUMB_PX
     scale = math.sqrt(abs(float(np.linalg.det(warp[:, :2].astype(np.float64)))))
@@ -295,8 +303,8 @@ def compare_aligned(
     out = {
         "overlap_a": float(cover_a.mean()),
         "overlap_b": float(cover_b.mean()),
-        "outside_a": _outside(textured_a, cover_a),
-        "outside_b": _outside(textured_b, cover_b),
+        "outside_a": _outside(textured_a, cover_a, fill_a),
+        "outside_b": _outside(textured_b, cover_b, fill_b),
     }
     if inside.sum() < 0.25 * n * n:
         return {**out, "mad": 1.0, "changed": 1.0}
@@ -315,9 +323,9 @@ def compare_thumb(thumb: np.ndarray) -> np.ndarray:
 
 
 def fill_mask(thumb: np.ndarray) -> np.ndarray:
-    """Flat regions touching the border (rotation corners, padding), slightly grown."""
+    """Flat black or white regions touching the border (rotation corners, padding), grown."""
     spread = cv2.dilate(thumb, _KERNEL) - cv2.erode(thumb, _KERNEL)
-    flat = (spread <= 2).astype(np.uint8)
+    flat = ((spread <= 3) & ((thumb <= 10) | (thumb >= 245))).astype(np.uint8)
     _, labels = cv2.connectedComponents(flat, connectivity=4)
     edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     border = np.unique(edge[edge > 0])
@@ -334,10 +342,15 @@ def textured(blurred: np.ndarray) -> np.ndarray:
     return cv2.magnitude(gx, gy) > _TEXTURE_LEVEL
 
 
-def _outside(texture: np.ndarray, cover: np.ndarray) -> float:
-    """Share of the thumbnail that is textured and lies outside the (slightly grown) cover."""
+def _outside(texture: np.ndarray, cover: np.ndarray, fill: np.ndarray | None) -> float:
+    """Share of the thumbnail showing content outside the (slightly grown) cover.
+
+    Content is anything but fill (flat borders painted in by a rotation or a canvas
+    change); ``texture`` is kept for callers that want only textured content counted.
+    """
     grown = cv2.dilate(cover, _KERNEL, iterations=2).astype(bool)
-    return float(np.count_nonzero(texture & ~grown) / texture.size)
+    content = ~fill if fill is not None else texture
+    return float(np.count_nonzero(content & ~grown) / content.size)
 
 
 def _quantile_match(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -283,11 +283,12 @@ class PairJudge:
         if todo and not (fa.is_flat or fb.is_flat):
             tried.update("mirror geometry" if m else "geometry" for m in todo)
             found = self._verify_geometry(a, b, todo)
-            if found is not None and (found.accepted or found.score > best.score):
+            if found.accepted or found.score > best.score:
                 return done(found, "mirror" if found.evidence["method"].startswith("mirror") else "near")
+            best = Verdict(False, best.score, {**best.evidence, "geometry": _summary(found)})
         return done(best, "near")
 
-    def _verify_geometry(self, a: str, b: str, orientations: list[bool]) -> Verdict | None:
+    def _verify_geometry(self, a: str, b: str, orientations: list[bool]) -> Verdict:
         """Screen the orientations, align the better one, compare inside the overlap."""
         ga, gb = self._geo(a), self._geo(b)
         cached = self._screens.pop((a, b), {})
@@ -298,8 +299,11 @@ class PairJudge:
         mirror = max(orientations, key=lambda m: cached[m].response)
         screen = cached[mirror]
         limits = self.settings.geometry
+        method = "mirror geometry" if mirror else "geometry"
         if screen.response < limits.min_response:
-            return None
+            evidence = {"method": method, "spectrum_response": round(screen.response, 3),
+                        "reason": "spectra differ"}  # fmt: skip
+            return Verdict(False, 0.0, evidence)
         self.stats["aligned"] += 1
         (ecc_a, plain_a, tex_a, fill_a), (ecc_b, plain_b, tex_b, fill_b) = (
             self._aligning(a),
@@ -308,7 +312,9 @@ class PairJudge:
         m = int(mirror)
         alignment = align(ga, gb, ecc_a, ecc_b, screen, mirror=mirror, limits=limits)
         if alignment is None:
-            return None
+            evidence = {"method": method, "spectrum_response": round(screen.response, 3),
+                        "reason": "pictures do not align"}  # fmt: skip
+            return Verdict(False, 0.0, evidence)
         verdict = verify_aligned(
             alignment, plain_a[0], plain_b[m], (tex_a[0], tex_b[m]), (fill_a[0], fill_b[m]),
             self.settings.verify, limits,
@@ -333,6 +339,12 @@ class PairJudge:
 
 
 _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
+
+
+def _summary(v: Verdict) -> dict[str, Any]:
+    """The gist of a failed geometric check, kept in the evidence of a rejected pair."""
+    keys = ("method", "reason", "spectrum_response", "angle_deg", "scale", "mad", "changed", "outside")
+    return {k: v.evidence[k] for k in keys if k in v.evidence} | {"score": v.score}
 
 
 Candidates = dict[tuple[int, int], tuple[str, float]]

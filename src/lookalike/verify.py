@@ -66,7 +66,7 @@ class VerifySettings:
     # original by almost nothing, while a burst frame or another shot shows what moved
     geometric_mad_limit: float = 0.025
     geometric_changed_limit: float = 0.012
-    containment_limit: float = 0.03  # textured share outside the overlap, in the contained picture
+    containment_limit: float = 0.02  # content share outside the overlap, in the contained picture
 
 
 @dataclass(frozen=True)
