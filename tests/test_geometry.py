@@ -1,0 +1,113 @@
+"""Crops, rotations and mirror images are found; burst frames are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import lookalike
+from lookalike.evaluation import evaluate, load_truth
+from lookalike.features import compute_features, mirror_descriptor
+from lookalike.geometry import align, ecc_thumbs, is_plausible, prepare_geometry, screen_pairs
+from lookalike.testing import make_hard_negative, make_photo, write_dataset
+
+
+def _gray(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("L"))
+
+
+def _rotate(img: Image.Image, angle: float, mode: str) -> Image.Image:
+    if mode == "expand":
+        return img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    return img.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+
+
+def _alignment(a: Image.Image, b: Image.Image, mirror: bool = False):
+    fa, fb = compute_features(_gray(a)), compute_features(_gray(b))
+    pa = prepare_geometry(fa.thumb, *a.size)
+    pb = prepare_geometry(fb.thumb, *b.size)
+    screen = screen_pairs([pa, pb], [(0, 1, mirror)])[0]
+    return align(pa, pb, ecc_thumbs(fa.thumb), ecc_thumbs(fb.thumb), screen, mirror=mirror)
+
+
+@pytest.mark.parametrize(("angle", "mode"), [(6.0, "expand"), (-4.0, "same_canvas")])
+def test_a_rotation_is_measured(angle, mode) -> None:
+    photo, _ = make_photo(3, size=(320, 240))
+    al = _alignment(photo, _rotate(photo, angle, mode))
+    assert al is not None and is_plausible(al) is None
+    assert al.angle_deg == pytest.approx(angle, abs=0.7)
+
+
+def test_a_crop_is_measured() -> None:
+    photo, _ = make_photo(4, size=(320, 240))
+    al = _alignment(photo, photo.crop((20, 12, 310, 230)))
+    assert al is not None and is_plausible(al) is None
+    assert abs(al.angle_deg) < 0.5
+    assert al.scale == pytest.approx(1.0, abs=0.03)  # crops keep the pixel scale
+
+
+def test_a_mirror_image_aligns_mirrored() -> None:
+    photo, _ = make_photo(5, size=(320, 240))
+    al = _alignment(photo, ImageOps.mirror(photo), mirror=True)
+    assert al is not None and al.mirror and abs(al.angle_deg) < 0.5
+
+
+def test_mirror_descriptor_is_the_descriptor_of_the_mirror_image() -> None:
+    photo, _ = make_photo(6)
+    plain = compute_features(_gray(photo)).descriptor
+    flipped = compute_features(_gray(ImageOps.mirror(photo))).descriptor
+    np.testing.assert_allclose(mirror_descriptor(plain), flipped, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [9, 10, 11])
+def test_a_burst_frame_is_not_a_duplicate(seed, tmp_path) -> None:
+    a, b = make_hard_negative(2, base_seed=seed, size=(320, 240))
+    (tmp_path / "d").mkdir()
+    a.save(tmp_path / "d" / "a.png")
+    b.save(tmp_path / "d" / "b.png")
+    result = lookalike.scan([tmp_path / "d"], db=tmp_path / "s.db", workers=1)
+    assert result.groups == ()
+
+
+@pytest.fixture(scope="module")
+def geometric_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("geo")
+    truth = write_dataset(
+        root / "images", n_originals=12, variants_per_original=3,
+        kinds=["crop", "rotate", "hflip", "jpeg_quality"], n_distractors=4, n_hard_negatives=4, rng=5,
+    )  # fmt: skip
+    truth.to_json(root / "truth.json")
+    return root
+
+
+def test_generated_crops_rotations_and_mirrors_are_found(geometric_set, tmp_path) -> None:
+    result = lookalike.scan([geometric_set / "images"], db=tmp_path / "s.db", workers=1)
+    scores = evaluate(result.groups, load_truth(geometric_set / "truth.json"))
+    assert scores["recall"] >= 0.95
+    assert scores["precision"] >= 0.95
+    assert scores["hard_negatives_flagged"] <= 1
+    relations = {m.relation for g in result.groups for m in g.members}
+    assert "mirror" in relations
+    geometric = [m.evidence for g in result.groups for m in g.members if "geometry" in m.evidence.get("method", "")]
+    assert geometric and all({"angle_deg", "scale", "ecc_correlation", "mad", "changed"} <= set(e) for e in geometric)
+
+
+def test_no_mirror_drops_mirror_images(geometric_set, tmp_path) -> None:
+    from lookalike.matching import preset_settings
+    from lookalike.pipeline import ScanSettings
+
+    settings = ScanSettings(match=preset_settings("balanced", mirror=False))
+    result = lookalike.scan([geometric_set / "images"], db=tmp_path / "s.db", workers=1, settings=settings)
+    assert all(m.relation != "mirror" for g in result.groups for m in g.members)
+
+
+def test_a_rescan_verifies_nothing_again(geometric_set, tmp_path, monkeypatch) -> None:
+    lookalike.scan([geometric_set / "images"], db=tmp_path / "s.db", workers=1)
+    import lookalike.matching as matching
+
+    calls = []
+    original = matching.PairJudge._verify
+    monkeypatch.setattr(matching.PairJudge, "_verify", lambda self, *a, **k: calls.append(a) or original(self, *a, **k))
+    lookalike.scan([geometric_set / "images"], db=tmp_path / "s.db", workers=1)
+    assert calls == []
