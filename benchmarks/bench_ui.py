@@ -50,7 +50,9 @@ def build_store(db: Path, root_dir: Path, n_images: int, seed: int = 0) -> dict[
     for i in range(n_images):
         root = roots[0] if rng.random() < 0.8 else roots[1]
         path = f"{root}/batch{i // 1000:03d}/IMG_{i:06d}.jpg"
-        files.append([path, root, rng.randint(50_000, 5_000_000), hashlib.sha256(b"%d" % i).hexdigest()])
+        files.append(
+            [path, root, rng.randint(50_000, 5_000_000), hashlib.sha256(b"%d" % i).hexdigest()]
+        )
     order = list(range(n_images))
     rng.shuffle(order)
     groups, members, k, gid = [], [], 0, 0
@@ -68,7 +70,7 @@ def build_store(db: Path, root_dir: Path, n_images: int, seed: int = 0) -> dict[
         group_roots = sorted({files[j][1] for j in idx})
         groups.append((gid, 1, to_blob(files[idx[0]][0]), relation, json.dumps(group_roots)))
         members.extend(rows)
-    for n, (gid_, _, keeper, _, _) in enumerate(groups[:REAL_JPEGS]):
+    for n, (_, _, keeper, _, _) in enumerate(groups[:REAL_JPEGS]):
         path = os.fsdecode(keeper)
         entry = next(f for f in files if f[0] == path)
         entry[2], entry[3] = _write_jpeg(Path(path), n)
@@ -95,7 +97,9 @@ def _write_jpeg(path: Path, seed: int) -> tuple[int, str]:
     """A 4000x3000 photo-like JPEG (smooth gradients + noise), about 2-3 MB."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:3000:4, 0:4000:4].astype(np.float32)
-    base = np.stack([x / 16 + rng.uniform(0, 80), y / 12 + rng.uniform(0, 80), (x + y) / 28], axis=-1)
+    base = np.stack(
+        [x / 16 + rng.uniform(0, 80), y / 12 + rng.uniform(0, 80), (x + y) / 28], axis=-1
+    )
     small = (base + rng.normal(0, 12, base.shape)).clip(0, 255).astype(np.uint8)
     img = Image.fromarray(small).resize((4000, 3000), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
@@ -110,7 +114,9 @@ class Timer:
     """Times GET requests on the app in process."""
 
     def __init__(self, app: object) -> None:
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+        )
         self.loop = asyncio.new_event_loop()
 
     def get(self, url: str) -> tuple[float, httpx.Response]:
@@ -130,14 +136,17 @@ def measure(timer: Timer, label: str, url: str, rounds: int) -> None:
         if response.status_code != 200:
             sys.exit(f"{url} answered {response.status_code}: {response.text[:300]}")
         times.append(ms)
-    print(f"{label:<44} median {statistics.median(times):7.1f} ms   max {max(times):7.1f} ms   ({url})")
+    median, worst = statistics.median(times), max(times)
+    print(f"{label:<44} median {median:7.1f} ms   max {worst:7.1f} ms   ({url})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--keep", type=Path, default=None, help="Build the store in DIR and keep it.")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="Build the store in DIR and keep it."
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
@@ -160,7 +169,12 @@ def run(db: Path, rounds: int) -> None:
         measure(timer, "groups page", "/groups", rounds)
         measure(timer, "groups page JSON twin", "/groups.json", rounds)
         measure(timer, "groups page 200 (deep offset)", "/groups?page=200", rounds)
-        measure(timer, "groups: near, min 0.9, by score, 96/page", "/groups?relation=near&min_score=0.9&sort=score&per_page=96", rounds)
+        measure(
+            timer,
+            "groups: near, min 0.9, by score, 96/page",
+            "/groups?relation=near&min_score=0.9&sort=score&per_page=96",
+            rounds,
+        )
         measure(timer, "groups: spanning roots, JSON", "/groups.json?spans=1", rounds)
         app.state.review.index.invalidate()
         ms, _ = timer.get("/groups")
@@ -176,11 +190,21 @@ def run(db: Path, rounds: int) -> None:
 
 def _thumbs(timer: Timer, app: object) -> None:
     conn = app.state.review.store.conn  # type: ignore[attr-defined]
-    ids = [r[0] for r in conn.execute("SELECT f.id FROM files f JOIN groups g ON g.keeper = f.path ORDER BY g.id LIMIT ?", (REAL_JPEGS,))]
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT f.id FROM files f JOIN groups g ON g.keeper = f.path ORDER BY g.id LIMIT ?",
+            (REAL_JPEGS,),
+        )
+    ]
     cold = [timer.get(f"/thumb/{i}?size=256")[0] for i in ids]
     warm = [timer.get(f"/thumb/{i}?size=256")[0] for i in ids]
-    print(f"{'thumbnail 256 of a 12 MP JPEG, cold':<44} median {statistics.median(cold):7.1f} ms   max {max(cold):7.1f} ms")
-    print(f"{'thumbnail 256, cached':<44} median {statistics.median(warm):7.1f} ms   max {max(warm):7.1f} ms")
+    for label, times in (
+        ("thumbnail 256 of a 12 MP JPEG, cold", cold),
+        ("thumbnail 256, cached", warm),
+    ):
+        median, worst = statistics.median(times), max(times)
+        print(f"{label:<44} median {median:7.1f} ms   max {worst:7.1f} ms")
 
 
 if __name__ == "__main__":

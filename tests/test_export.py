@@ -32,10 +32,24 @@ KINDS = ["jpeg_quality", "resize", "brightness", "contrast", "gamma", "noise", "
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("export-template")
-    write_dataset(base / "train" / "images", n_originals=3, variants_per_original=2, kinds=KINDS,
-                  n_distractors=2, n_hard_negatives=0, rng=21)  # fmt: skip
-    write_dataset(base / "val" / "images", n_originals=1, variants_per_original=1, kinds=KINDS,
-                  n_distractors=1, n_hard_negatives=0, rng=22)  # fmt: skip
+    write_dataset(
+        base / "train" / "images",
+        n_originals=3,
+        variants_per_original=2,
+        kinds=KINDS,
+        n_distractors=2,
+        n_hard_negatives=0,
+        rng=21,
+    )
+    write_dataset(
+        base / "val" / "images",
+        n_originals=1,
+        variants_per_original=1,
+        kinds=KINDS,
+        n_distractors=1,
+        n_hard_negatives=0,
+        rng=22,
+    )
     return base
 
 
@@ -120,8 +134,11 @@ def test_clean_copy_keeps_the_layout_with_a_folder_per_root(case: Case, mode: st
 def test_clean_copy_never_overwrites_and_refuses_changed_files(case: Case) -> None:
     dest = case.base / "clean"
     kept = exporting.kept_files(case.store)
-    target = Path(exporting.target_for(str(dest), kept[0].root, kept[0].path,
-                                       exporting.root_prefixes(case.roots)))  # fmt: skip
+    target = Path(
+        exporting.target_for(
+            str(dest), kept[0].root, kept[0].path, exporting.root_prefixes(case.roots)
+        )
+    )
     target.parent.mkdir(parents=True)
     target.write_bytes(b"someone else's file")
     with open(kept[1].path, "ab") as fh:
@@ -208,8 +225,11 @@ def test_quarantine_refuses_a_file_changed_since_the_scan(case: Case) -> None:
     result = exporting.quarantine(case.store, str(case.base / "q"))
     [(move, why)] = result.failed
     assert move.source == victim and "changed since the scan" in why and os.path.isfile(victim)
-    entry = next(e for e in json.loads(Path(result.manifest).read_text())["entries"]
-                 if e["original"] == victim)  # fmt: skip
+    entry = next(
+        e
+        for e in json.loads(Path(result.manifest).read_text())["entries"]
+        if e["original"] == victim
+    )
     assert entry["status"] == "failed" and "changed" in entry["why"]
     assert exporting.undo(result.manifest).ok
 
@@ -248,7 +268,9 @@ def test_cli_export_lists_to_stdout_and_files(case: Case) -> None:
     assert txt.exit_code == 0, txt.output
     assert sorted(txt.stdout.splitlines()) == sorted(_members(case))
     out = case.base / "lists" / "all.json"
-    js = runner.invoke(export_command, ["--db", str(case.db), "--format", "json", "--out", str(out)])
+    js = runner.invoke(
+        export_command, ["--db", str(case.db), "--format", "json", "--out", str(out)]
+    )
     assert js.exit_code == 0 and len(json.loads(out.read_text())["files"]) == case.result.images
     csv = runner.invoke(export_command, ["--db", str(case.db), "--list", "keep"])
     assert csv.stdout.startswith("action,reason,group") and ",remove," not in csv.stdout
@@ -259,7 +281,11 @@ def test_cli_quarantine_then_undo(case: Case) -> None:
     before = case.digests()
     dest = str(case.base / "q")
     dry = runner.invoke(export_command, ["--db", str(case.db), "--quarantine", dest, "--dry-run"])
-    assert dry.exit_code == 0 and "would quarantine:" in dry.stdout and "nothing was touched" in dry.stderr
+    assert (
+        dry.exit_code == 0
+        and "would quarantine:" in dry.stdout
+        and "nothing was touched" in dry.stderr
+    )
     assert not os.path.exists(dest)
     done = runner.invoke(export_command, ["--db", str(case.db), "--quarantine", dest])
     assert done.exit_code == 0, done.output
@@ -275,7 +301,10 @@ def test_cli_quarantine_then_undo(case: Case) -> None:
 def test_cli_copy_to_and_failures_exit_1(case: Case) -> None:
     runner = CliRunner()
     dest = case.base / "clean"
-    ok = runner.invoke(export_command, ["--db", str(case.db), "--copy-to", str(dest), "--mode", "hardlink", "--json"])
+    ok = runner.invoke(
+        export_command,
+        ["--db", str(case.db), "--copy-to", str(dest), "--mode", "hardlink", "--json"],
+    )
     assert ok.exit_code == 0, ok.output
     assert len(json.loads(ok.stdout)["done"]) == case.result.images - len(_members(case))
     victim = exporting.kept_files(case.store)[0].path

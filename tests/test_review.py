@@ -35,10 +35,24 @@ KINDS = ["jpeg_quality", "resize", "brightness", "contrast", "gamma", "noise", "
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("review-template")
-    write_dataset(base / "train", n_originals=4, variants_per_original=2, kinds=KINDS,
-                  n_distractors=2, n_hard_negatives=1, rng=11)  # fmt: skip
-    write_dataset(base / "ref", n_originals=1, variants_per_original=1, kinds=KINDS,
-                  n_distractors=0, n_hard_negatives=0, rng=12)  # fmt: skip
+    write_dataset(
+        base / "train",
+        n_originals=4,
+        variants_per_original=2,
+        kinds=KINDS,
+        n_distractors=2,
+        n_hard_negatives=1,
+        rng=11,
+    )
+    write_dataset(
+        base / "ref",
+        n_originals=1,
+        variants_per_original=1,
+        kinds=KINDS,
+        n_distractors=0,
+        n_hard_negatives=0,
+        rng=12,
+    )
     first = sorted((base / "train").rglob("*.jpg"))[0]
     shutil.copyfile(first, base / "ref" / "copy.jpg")
     return base
@@ -137,14 +151,19 @@ def test_change_keeper_updates_the_group_now_and_after_a_rescan(case: Case) -> N
     assert now.keeper == new.path
     members = {m.path: m for m in now.members}
     assert set(members) == {group.keeper, *(m.path for m in group.members)} - {new.path}
-    assert (members[group.keeper].relation, members[group.keeper].score) == (new.relation, new.score)
+    assert (members[group.keeper].relation, members[group.keeper].score) == (
+        new.relation,
+        new.score,
+    )
     assert members[other.path].relation in ("near", "pixel", "exact", "mirror")
     assert "former keeper" in members[group.keeper].evidence["note"]
     assert case.store.marks() == {new.path: "keeper"}
     change_keeper(case.store, group.id, other.path)  # moving the keeper again clears the old mark
     assert case.store.marks() == {other.path: "keeper"}
     result = case.rescan()
-    [regrouped] = [g for g in result.groups if other.path in {g.keeper, *(m.path for m in g.members)}]
+    [regrouped] = [
+        g for g in result.groups if other.path in {g.keeper, *(m.path for m in g.members)}
+    ]
     assert regrouped.keeper == other.path
     with pytest.raises(StaleGroupError):
         change_keeper(case.store, group.id, case.result.groups[-1].members[0].path + ".nope")

@@ -70,7 +70,8 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--db",
         type=click.Path(dir_okay=False),
-        help="The store to read (default: the one `lookalike scan ROOT...` wrote, or $LOOKALIKE_DB).",
+        help="The store to read (default: the one `lookalike scan ROOT...` wrote, "
+        "or $LOOKALIKE_DB).",
     )(fn)
     return click.argument("roots", nargs=-1, type=click.Path(file_okay=False))(fn)
 
@@ -98,7 +99,8 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     "--get",
     "get_path",
     metavar="PATH",
-    help="Print one page or JSON (e.g. /groups.json) and exit, without a server; exit 1 unless it answers 200.",
+    help="Print one page or JSON (e.g. /groups.json) and exit, without a server; "
+    "exit 1 unless it answers 200.",
 )
 @_library_errors
 def serve_command(
@@ -174,7 +176,8 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
     except OSError as exc:
         sock.close()
         raise click.ClickException(
-            f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Pick another --port (0 = any free port)."
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}. "
+            "Pick another --port (0 = any free port)."
         ) from exc
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
@@ -215,7 +218,8 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
     "which",
     type=click.Choice(["all", "keep", "remove"]),
     default=None,
-    help="Which list: every file with its action (all), kept files, or removed files. Default: all for csv/json, remove for txt.",
+    help="Which list: every file with its action (all), kept files, or removed files. "
+    "Default: all for csv/json, remove for txt.",
 )
 @click.option(
     "--out",
@@ -227,7 +231,8 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
     "--copy-to",
     type=click.Path(file_okay=False),
     default=None,
-    help="Write a clean copy of the kept files into DIR (outside the dataset); layout kept, one top folder per root when there are several.",
+    help="Write a clean copy of the kept files into DIR (outside the dataset); layout kept, "
+    "one top folder per root when there are several.",
 )
 @click.option(
     "--mode",
@@ -329,7 +334,8 @@ def _human(result: Any, to_stdout: bool) -> None:
             say(f"would {result.action.split()[0]}: {m.source} -> {m.target}")
         size = human_size(sum(m.size for m in result.planned))
         click.echo(
-            f"Dry run: {result.action} of {len(result.planned)} file(s), {size}; nothing was touched.",
+            f"Dry run: {result.action} of {len(result.planned)} file(s), {size}; "
+            "nothing was touched.",
             err=True,
         )
         return

@@ -34,20 +34,72 @@ from .thumbnails import cache_dir_for, read_verified, render_thumbnail, thumbnai
 PER_PAGE = 200
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
-header{background:#1d2330;color:#fff;padding:.8rem 1.5rem}header h1{margin:0;font-size:1.3rem}
+body{
+  font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+  margin:0;
+  background:#f6f7f9;
+  color:#1d2330;
+}
+header{background:#1d2330;color:#fff;padding:.8rem 1.5rem}
+header h1{margin:0;font-size:1.3rem}
 main{padding:1rem 1.5rem;max-width:1500px;margin:0 auto}
-.stats{display:flex;flex-wrap:wrap;gap:.8rem}.stat{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:.6rem 1rem}
-.stat b{display:block;font-size:1.4rem}.muted{color:#667085}code,.path{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.82em}
-table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dde1e8;padding:.25rem .6rem;text-align:left}
-.group{background:#fff;border:1px solid #dde1e8;border-radius:10px;margin:1rem 0;padding:.6rem .8rem}
-.group h2{font-size:1.05rem;margin:.2rem 0 .6rem}.files{display:flex;flex-wrap:wrap;gap:.8rem}
-.file{width:230px;font-size:.8rem}.file img{width:230px;height:180px;object-fit:contain;background:#eceff4;border-radius:6px;display:block}
-.file.remove img{opacity:.55}.na{width:230px;height:180px;background:#eceff4;border-radius:6px;display:flex;align-items:center;justify-content:center;text-align:center;color:#667085;padding:.5rem;box-sizing:border-box}
-.badge{display:inline-block;border-radius:999px;padding:0 .45rem;font-size:.75rem;font-weight:600;background:#e8ebf1}
-.exact{background:#dcf2e3;color:#23864a}.pixel{background:#d8f1f3;color:#0f7d86}.near{background:#fbecd7;color:#b25e09}.mirror{background:#eee2f8;color:#7d3fb3}
-.keep{background:#dcf2e3;color:#23864a}.remove{background:#fadcd9;color:#c4322b}.keeper{background:#f0a53a;color:#1d2330}
-.path{word-break:break-all}nav.pages{margin:1rem 0}nav.pages a,nav.pages b{margin-right:.6rem}
+.stats{display:flex;flex-wrap:wrap;gap:.8rem}
+.stat{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:.6rem 1rem}
+.stat b{display:block;font-size:1.4rem}
+.muted{color:#667085}
+code,.path{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.82em}
+table{border-collapse:collapse;background:#fff}
+td,th{border:1px solid #dde1e8;padding:.25rem .6rem;text-align:left}
+.group{
+  background:#fff;
+  border:1px solid #dde1e8;
+  border-radius:10px;
+  margin:1rem 0;
+  padding:.6rem .8rem;
+}
+.group h2{font-size:1.05rem;margin:.2rem 0 .6rem}
+.files{display:flex;flex-wrap:wrap;gap:.8rem}
+.file{width:230px;font-size:.8rem}
+.file img{
+  width:230px;
+  height:180px;
+  object-fit:contain;
+  background:#eceff4;
+  border-radius:6px;
+  display:block;
+}
+.file.remove img{opacity:.55}
+.na{
+  width:230px;
+  height:180px;
+  background:#eceff4;
+  border-radius:6px;
+  display:flex;
+  align-items:center;
+  justify-content:center;
+  text-align:center;
+  color:#667085;
+  padding:.5rem;
+  box-sizing:border-box;
+}
+.badge{
+  display:inline-block;
+  border-radius:999px;
+  padding:0 .45rem;
+  font-size:.75rem;
+  font-weight:600;
+  background:#e8ebf1;
+}
+.exact{background:#dcf2e3;color:#23864a}
+.pixel{background:#d8f1f3;color:#0f7d86}
+.near{background:#fbecd7;color:#b25e09}
+.mirror{background:#eee2f8;color:#7d3fb3}
+.keep{background:#dcf2e3;color:#23864a}
+.remove{background:#fadcd9;color:#c4322b}
+.keeper{background:#f0a53a;color:#1d2330}
+.path{word-break:break-all}
+nav.pages{margin:1rem 0}
+nav.pages a,nav.pages b{margin-right:.6rem}
 """
 
 
@@ -196,7 +248,8 @@ def _page(
     parts = [
         '<!doctype html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>lookalike report{'' if n == 1 else f' (page {n})'}</title><style>{_CSS}</style></head><body>",
+        f"<title>lookalike report{'' if n == 1 else f' (page {n})'}</title>",
+        f"<style>{_CSS}</style></head><body>",
         "<header><h1>Duplicate images: lookalike report</h1></header><main>",
     ]
     if n == 1:
@@ -232,9 +285,8 @@ def _summary_html(doc: dict[str, Any]) -> str:
     if s["leakage"]:
         out.append("<h2>Leakage between roots</h2><table><tr><th>roots</th><th>groups</th></tr>")
         for item in s["leakage"]:
-            out.append(
-                f"<tr><td>{' ↔ '.join(_e(r) for r in item['roots'])}</td><td>{item['groups']}</td></tr>"
-            )
+            roots = " ↔ ".join(_e(r) for r in item["roots"])
+            out.append(f"<tr><td>{roots}</td><td>{item['groups']}</td></tr>")
         out.append("</table>")
     if doc["failures"]:
         out.append(
@@ -291,14 +343,14 @@ def _file_html(
         img = f'<img src="{_e(thumb)}" alt="{_e(os.path.basename(path))}" loading="lazy">'
     rel = os.path.relpath(path, root) if root else path
     role = '<span class="badge keeper">★ keeper</span> ' if member is None else ""
-    match = (
-        f'<span class="badge {_e(member.relation)}">{_e(member.relation)}</span> {member.score:.3f}<br>'
-        if member is not None
-        else ""
-    )
+    match = ""
+    if member is not None:
+        rel = _e(member.relation)
+        match = f'<span class="badge {rel}">{rel}</span> {member.score:.3f}<br>'
+
     dims = f"{width}×{height} " if width else ""
-    return (
-        f'<div class="file {_e(action)}">{img}{role}<span class="badge {_e(action)}" title="{_e(reason)}">'
-        f'{_e(action)}</span> {match}<span class="muted">{dims}{_e(fmt or "")} · {_e(human_size(size))}</span>'
-        f'<div class="path" title="{_e(path)}">{_e(os.path.basename(root.rstrip(os.sep)))}/{_e(rel)}</div></div>'
-    )
+    top = _e(os.path.basename(root.rstrip(os.sep)))
+    badge = f'<span class="badge {_e(action)}" title="{_e(reason)}">{_e(action)}</span>'
+    facts = f'<span class="muted">{dims}{_e(fmt or "")} · {_e(human_size(size))}</span>'
+    where = f'<div class="path" title="{_e(path)}">{top}/{_e(rel)}</div>'
+    return f'<div class="file {_e(action)}">{img}{role}{badge} {match}{facts}{where}</div>'

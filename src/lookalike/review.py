@@ -582,7 +582,9 @@ def _fs_decode(blob: bytes) -> str:
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
-def _decisions_query(store: Store, tail: str = "", args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+def _decisions_query(
+    store: Store, tail: str = "", args: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
     roots = [to_blob(r) for r in scanned_roots(store)]
     if not roots:
         return []
@@ -611,7 +613,9 @@ def decide(store: Store) -> list[Decision]:
 
 def removals(store: Store, *, limit: int, offset: int = 0) -> list[Decision]:
     """One page of the files an export removes, sorted by path."""
-    rows = _decisions_query(store, "WHERE remove = 1 ORDER BY path LIMIT ? OFFSET ?", (limit, offset))
+    rows = _decisions_query(
+        store, "WHERE remove = 1 ORDER BY path LIMIT ? OFFSET ?", (limit, offset)
+    )
     return [_decision(r) for r in rows]
 
 
@@ -623,8 +627,13 @@ def decision_counts(store: Store) -> dict[str, Any]:
     """
     roots = [to_blob(r) for r in scanned_roots(store)]
     if not roots:
-        return {"keep": 0, "remove": 0, "remove_bytes": 0, "kept_files": 0,
-                "groups_with_nothing_kept": []}
+        return {
+            "keep": 0,
+            "remove": 0,
+            "remove_bytes": 0,
+            "kept_files": 0,
+            "groups_with_nothing_kept": [],
+        }
     sql = _DECISIONS_SQL.format(roots=",".join("?" * len(roots)))
     paths: set[bytes] = set()
     removed = removed_bytes = 0

@@ -22,7 +22,7 @@ pytest.importorskip("starlette", reason="the ui extra is not installed")
 
 from lookalike import scan  # noqa: E402
 from lookalike.pipeline import ScanResult  # noqa: E402
-from lookalike.testing import save_image, make_photo, write_dataset  # noqa: E402
+from lookalike.testing import make_photo, save_image, write_dataset  # noqa: E402
 from lookalike.ui.app import create_app  # noqa: E402
 
 KINDS = ["jpeg_quality", "resize", "brightness", "contrast", "gamma", "noise", "blur", "sharpen"]
@@ -48,10 +48,24 @@ def make_dataset(base: Path) -> Scanned:
     unreadable file, one symlink out of the root) and val/ (a copy of a train image, so
     one group leaks across roots), scanned into base/store.db."""
     train, val = base / "train", base / "val"
-    write_dataset(train, n_originals=4, variants_per_original=2, kinds=KINDS, n_distractors=2,
-                  n_hard_negatives=1, rng=5)  # fmt: skip
-    write_dataset(val, n_originals=1, variants_per_original=1, kinds=KINDS, n_distractors=1,
-                  n_hard_negatives=0, rng=6)  # fmt: skip
+    write_dataset(
+        train,
+        n_originals=4,
+        variants_per_original=2,
+        kinds=KINDS,
+        n_distractors=2,
+        n_hard_negatives=1,
+        rng=5,
+    )
+    write_dataset(
+        val,
+        n_originals=1,
+        variants_per_original=1,
+        kinds=KINDS,
+        n_distractors=1,
+        n_hard_negatives=0,
+        rng=6,
+    )
     first = sorted(p for p in train.rglob("*.jpg"))[0]
     shutil.copyfile(first, val / "leaked copy.jpg")
     (train / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")

@@ -27,7 +27,9 @@ def test_mark_keep_and_clear_from_the_group_page(scanned: Scanned, client: Clien
     assert client.act("/marks", {"file": fid, "mark": "exclude"}).json()["mark"] == "exclude"
     assert _marks(scanned.db) == {member: "exclude"}
     page = client.get(f"/groups/{group.id}.json").json()["group"]
-    assert page["files"][member]["mark"] == "exclude" and page["files"][member]["action"] == "remove"
+    assert (
+        page["files"][member]["mark"] == "exclude" and page["files"][member]["action"] == "remove"
+    )
     client.act("/marks", {"file": fid, "mark": "keep"})
     after = client.get(f"/groups/{group.id}.json").json()["group"]["files"][member]
     assert after["mark"] == "keep" and after["action"] == "keep"
@@ -49,7 +51,9 @@ def test_exclude_a_group_except_its_keeper(scanned: Scanned, client: Client) -> 
     assert entry["marked"] == {"exclude": len(group.members)}
 
 
-def test_change_keeper_shows_at_once_and_survives_a_rescan(scanned: Scanned, client: Client) -> None:
+def test_change_keeper_shows_at_once_and_survives_a_rescan(
+    scanned: Scanned, client: Client
+) -> None:
     group = next(g for g in scanned.result.groups if g.members)
     new = group.members[0]
     response = client.act(f"/groups/{group.id}/keeper", {"file": file_id(scanned, new.path)})
@@ -68,10 +72,14 @@ def test_change_keeper_shows_at_once_and_survives_a_rescan(scanned: Scanned, cli
     assert regrouped.keeper == new.path
 
 
-def test_not_a_duplicate_removes_the_member_now_and_after_rescans(scanned: Scanned, client: Client) -> None:
+def test_not_a_duplicate_removes_the_member_now_and_after_rescans(
+    scanned: Scanned, client: Client
+) -> None:
     group = next(g for g in scanned.result.groups if len(g.members) >= 2)
     member = group.members[0]
-    response = client.act(f"/groups/{group.id}/not-duplicate", {"file": file_id(scanned, member.path)})
+    response = client.act(
+        f"/groups/{group.id}/not-duplicate", {"file": file_id(scanned, member.path)}
+    )
     assert response.json()["removed"] == [member.path] and response.json()["group_left"]
     now = client.get(f"/groups/{group.id}.json").json()["group"]
     assert member.path not in {m["path"] for m in now["members"]}
@@ -83,9 +91,13 @@ def test_not_a_duplicate_removes_the_member_now_and_after_rescans(scanned: Scann
         assert not {group.keeper, member.path} <= paths
 
 
-def test_not_a_duplicate_of_the_only_member_removes_the_group(scanned: Scanned, client: Client) -> None:
+def test_not_a_duplicate_of_the_only_member_removes_the_group(
+    scanned: Scanned, client: Client
+) -> None:
     group = next(g for g in scanned.result.groups if len(g.members) == 1)
-    client.act(f"/groups/{group.id}/not-duplicate", {"file": file_id(scanned, group.members[0].path)})
+    client.act(
+        f"/groups/{group.id}/not-duplicate", {"file": file_id(scanned, group.members[0].path)}
+    )
     assert client.get(f"/groups/{group.id}.json").status_code == 404
     assert client.get("/groups.json?per_page=200").json()["total"] == len(scanned.result.groups) - 1
 
@@ -102,12 +114,16 @@ def test_bulk_exclude_by_similarity(scanned: Scanned, client: Client) -> None:
     groups = scanned.result.groups
     scores = sorted(min(m.score for m in g.members) for g in groups)
     cut = scores[len(scores) // 2]
-    keep_me = next(m.path for g in groups if min(x.score for x in g.members) >= cut for m in g.members)
+    keep_me = next(
+        m.path for g in groups if min(x.score for x in g.members) >= cut for m in g.members
+    )
     client.act("/marks", {"file": file_id(scanned, keep_me), "mark": "keep"})
     dry = client.act("/bulk-exclude", {"min_score": cut, "dry_run": "1"}).json()
     assert dry["dry_run"] and _marks(scanned.db) == {keep_me: "keep"}
     done = client.act("/bulk-exclude", {"min_score": cut}).json()
-    expected = {m.path for g in groups if min(x.score for x in g.members) >= cut for m in g.members} - {keep_me}
+    expected = {
+        m.path for g in groups if min(x.score for x in g.members) >= cut for m in g.members
+    } - {keep_me}
     assert set(done["files"]) == expected
     assert _marks(scanned.db) == {**{p: "exclude" for p in expected}, keep_me: "keep"}
 
@@ -119,7 +135,9 @@ def test_export_button_quarantines_and_undo_restores(scanned: Scanned, client: C
     client.act(f"/groups/{group.id}/exclude")
     dest = scanned.base / "quarantine"
     members = {m.path for g in scanned.result.groups for m in g.members}
-    preview = client.act("/export", {"action": "quarantine", "dest": str(dest), "dry_run": "1"}).json()
+    preview = client.act(
+        "/export", {"action": "quarantine", "dest": str(dest), "dry_run": "1"}
+    ).json()
     assert preview["dry_run"] and preview["planned"] == len(members)
     assert {m["source"] for m in preview["moves"]} == members
     assert not dest.exists()
@@ -131,8 +149,9 @@ def test_export_button_quarantines_and_undo_restores(scanned: Scanned, client: C
     assert all(not os.path.exists(p) for p in moved)
     manifest = json.loads(Path(doc["manifest"]).read_text())
     assert {e["original"] for e in manifest["entries"]} == moved
-    again = client.post("/export", data={"csrf_token": client.token(), "action": "quarantine",
-                                          "dest": str(dest)})  # fmt: skip
+    again = client.post(
+        "/export", data={"csrf_token": client.token(), "action": "quarantine", "dest": str(dest)}
+    )
     assert again.status_code == 200  # the result page: everything is already gone
     assert f"0 done, {len(members)} already done, 0 failed" in again.text
     assert undo(doc["manifest"]).ok
@@ -168,7 +187,9 @@ def test_marks_made_while_a_scan_runs_survive_it(scanned: Scanned, client: Clien
     try:
         for i, p in enumerate(paths):
             mark = "exclude" if i % 2 else "keep"
-            assert client.act("/marks", {"file": file_id(scanned, p), "mark": mark}).status_code == 200
+            assert (
+                client.act("/marks", {"file": file_id(scanned, p), "mark": mark}).status_code == 200
+            )
             assert client.get("/groups.json").status_code == 200
     finally:
         stop.set()

@@ -25,8 +25,16 @@ from lookalike.ui.app import create_app
 from .conftest import Scanned
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = pytest.mark.browser
@@ -43,7 +51,10 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
     profile = tmp_path / "chromium-profile"
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=ARGS, viewport={"width": 1360, "height": 900}
+            str(profile),
+            executable_path=CHROMIUM,
+            args=ARGS,
+            viewport={"width": 1360, "height": 900},
         )
         try:
             page = context.new_page()
@@ -96,7 +107,9 @@ def _images_loaded(page: Any, selector: str = "img") -> bool:
     return True
 
 
-def test_review_mark_a_group_and_quarantine(scanned: Scanned, server: str, browser_page: Any) -> None:
+def test_review_mark_a_group_and_quarantine(
+    scanned: Scanned, server: str, browser_page: Any
+) -> None:
     page = browser_page
     page.goto(f"{server}/")
     assert page.locator("h1").inner_text() == "Overview"
@@ -159,7 +172,9 @@ def test_review_mark_a_group_and_quarantine(scanned: Scanned, server: str, brows
     assert all(os.path.exists(p) for p in keepers)
 
 
-def test_groups_filters_and_bulk_exclude_in_the_browser(scanned: Scanned, server: str, browser_page: Any) -> None:
+def test_groups_filters_and_bulk_exclude_in_the_browser(
+    scanned: Scanned, server: str, browser_page: Any
+) -> None:
     page = browser_page
     page.goto(f"{server}/groups")
     page.select_option("select[name=sort]", "score")

@@ -54,7 +54,9 @@ def test_groups_json_entries_are_the_cli_json_groups(shared: Scanned, reader: Cl
         assert g["score"] == min(m["score"] for m in g["members"])
 
 
-def test_group_page_shows_members_side_by_side_with_evidence(shared: Scanned, reader: Client) -> None:
+def test_group_page_shows_members_side_by_side_with_evidence(
+    shared: Scanned, reader: Client
+) -> None:
     group = shared.result.groups[0]
     page = reader.get(f"/groups/{group.id}")
     assert page.status_code == 200
@@ -75,9 +77,14 @@ def test_groups_sort_filter_and_pagination(shared: Scanned, reader: Client) -> N
     all_groups = reader.get("/groups.json?per_page=200").json()["groups"]
     by_bytes = [g["reclaimable_bytes"] for g in all_groups]
     assert by_bytes == sorted(by_bytes, reverse=True)
-    by_score = [g["score"] for g in reader.get("/groups.json?sort=score&order=asc&per_page=200").json()["groups"]]
+    by_score = [
+        g["score"]
+        for g in reader.get("/groups.json?sort=score&order=asc&per_page=200").json()["groups"]
+    ]
     assert by_score == sorted(by_score)
-    sizes = [g["file_count"] for g in reader.get("/groups.json?sort=size&per_page=200").json()["groups"]]
+    sizes = [
+        g["file_count"] for g in reader.get("/groups.json?sort=size&per_page=200").json()["groups"]
+    ]
     assert sizes == sorted(sizes, reverse=True)
     cut = sorted(by_score)[len(by_score) // 2]
     high = reader.get(f"/groups.json?min_score={cut}&per_page=200").json()
@@ -97,9 +104,17 @@ def test_groups_sort_filter_and_pagination(shared: Scanned, reader: Client) -> N
 
 @pytest.mark.parametrize(
     "query",
-    ["sort=evil", "order=sideways", "relation=cousin", "min_score=2", "min_score=nan", "page=0",
-     "per_page=7", "page=x"],
-)  # fmt: skip
+    [
+        "sort=evil",
+        "order=sideways",
+        "relation=cousin",
+        "min_score=2",
+        "min_score=nan",
+        "page=0",
+        "per_page=7",
+        "page=x",
+    ],
+)
 def test_bad_listing_parameters_are_400_with_a_reason(reader: Client, query: str) -> None:
     response = reader.get(f"/groups.json?{query}")
     assert response.status_code == 400
@@ -116,7 +131,9 @@ def test_unknown_group_and_page_are_404_with_next_steps(reader: Client) -> None:
     assert page.status_code == 404 and "overview" in page.text
 
 
-def test_failures_page_lists_every_unreadable_file_with_its_reason(shared: Scanned, reader: Client) -> None:
+def test_failures_page_lists_every_unreadable_file_with_its_reason(
+    shared: Scanned, reader: Client
+) -> None:
     doc = reader.get("/failures.json").json()
     expected = [(f.path, f.error) for f in shared.result.failures]
     assert [(f["path"], f["error"]) for f in doc["failures"]] == expected
@@ -124,7 +141,9 @@ def test_failures_page_lists_every_unreadable_file_with_its_reason(shared: Scann
     html = reader.get("/failures").text
     assert "broken.jpg" in html
     skipped = reader.get("/failures.json?kind=skipped").json()["skipped"]
-    assert any(s["path"].endswith("link-out.jpg") and "symbolic link" in s["error"] for s in skipped)
+    assert any(
+        s["path"].endswith("link-out.jpg") and "symbolic link" in s["error"] for s in skipped
+    )
 
 
 def test_objects_page_shows_an_empty_state_without_object_results(reader: Client) -> None:
@@ -136,8 +155,10 @@ def test_objects_page_shows_an_empty_state_without_object_results(reader: Client
 def test_objects_page_draws_boxes_from_an_objects_table(scanned: Scanned, client: Client) -> None:
     image = scanned.result.groups[0].keeper
     with sqlite3.connect(scanned.db) as conn:  # stands in for the objects feature's table
-        conn.execute("CREATE TABLE objects (path TEXT, label TEXT, x0 REAL, y0 REAL, x1 REAL, "
-                     "y1 REAL, kind TEXT, group_id INTEGER, action TEXT, iou REAL)")  # fmt: skip
+        conn.execute(
+            "CREATE TABLE objects (path TEXT, label TEXT, x0 REAL, y0 REAL, x1 REAL, "
+            "y1 REAL, kind TEXT, group_id INTEGER, action TEXT, iou REAL)"
+        )
         conn.executemany(
             "INSERT INTO objects VALUES (?, 'cat', ?, 10, ?, 40, 'duplicate', 1, ?, 0.97)",
             [(image, 5, 50, "keep"), (image, 6, 51, "remove")],
@@ -162,7 +183,10 @@ def test_export_page_previews_without_touching_anything(shared: Scanned, reader:
     text = reader.get("/export/list.txt?list=remove").text
     assert sorted(text.splitlines()) == sorted(removed)
     html = reader.get("/export").text
-    assert f'value="{shared.roots[0]}-quarantine"' in html and f'value="{shared.roots[0]}-clean"' in html
+    assert (
+        f'value="{shared.roots[0]}-quarantine"' in html
+        and f'value="{shared.roots[0]}-clean"' in html
+    )
     csv_text = reader.get("/export/list.csv").text
     assert csv_text.splitlines()[0].startswith("action,reason,group")
 
@@ -193,7 +217,9 @@ def test_serve_get_prints_json_and_exits_1_on_non_200(shared: Scanned) -> None:
     assert "answered 404" in missing.stderr
 
 
-def test_serve_finds_the_store_of_the_roots_like_scan(shared: Scanned, monkeypatch, tmp_path) -> None:
+def test_serve_finds_the_store_of_the_roots_like_scan(
+    shared: Scanned, monkeypatch, tmp_path
+) -> None:
     monkeypatch.setenv("LOOKALIKE_DB", str(shared.db))
     runner = CliRunner()
     by_env = runner.invoke(serve_command, ["--get", "/index.json"])
@@ -232,4 +258,3 @@ def test_pages_show_paths_that_are_not_utf8(tmp_path) -> None:
         assert client.get(f"/thumb/{group['files'][str(root / name)]['id']}").status_code == 200
     finally:
         app.state.review.close()
-

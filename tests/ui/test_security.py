@@ -53,7 +53,9 @@ def _set_path(db: Path, fid: int, path: str) -> None:
     conn.close()
 
 
-def test_files_swapped_for_symlinks_out_of_the_root_are_refused(scanned: Scanned, client: Client) -> None:
+def test_files_swapped_for_symlinks_out_of_the_root_are_refused(
+    scanned: Scanned, client: Client
+) -> None:
     keeper = scanned.result.groups[0].keeper
     fid = file_id(scanned, keeper)
     os.replace(keeper, keeper + ".moved")
@@ -78,7 +80,9 @@ def test_links_the_scan_did_not_follow_have_no_id(shared: Scanned) -> None:
 
     link = os.path.join(shared.roots[0], "link-out.jpg")
     with Store(shared.db, readonly=True) as store:
-        status = store.conn.execute("SELECT status FROM files WHERE path = ?", (to_blob(link),)).fetchone()
+        status = store.conn.execute(
+            "SELECT status FROM files WHERE path = ?", (to_blob(link),)
+        ).fetchone()
         secret = store.conn.execute(
             "SELECT COUNT(*) FROM files WHERE path LIKE ?", (b"%secret%",)
         ).fetchone()[0]
@@ -92,7 +96,9 @@ def test_skipped_and_failed_files_are_not_served(shared: Scanned, reader: Client
         assert reader.get(f"/thumb/{fid}").status_code == 404
 
 
-def test_a_store_row_pointing_outside_the_roots_is_refused(scanned: Scanned, client: Client) -> None:
+def test_a_store_row_pointing_outside_the_roots_is_refused(
+    scanned: Scanned, client: Client
+) -> None:
     fid = file_id(scanned, scanned.result.groups[0].members[0].path)
     for forged in ("/etc/passwd", os.path.join(scanned.roots[0], "..", "outside", "secret.jpg")):
         _set_path(scanned.db, fid, forged)
@@ -116,7 +122,10 @@ def test_a_file_changed_since_the_scan_is_not_shown(scanned: Scanned, client: Cl
 
 
 def _mark_form(scanned: Scanned) -> dict[str, str]:
-    return {"file": str(file_id(scanned, scanned.result.groups[0].members[0].path)), "mark": "exclude"}
+    return {
+        "file": str(file_id(scanned, scanned.result.groups[0].members[0].path)),
+        "mark": "exclude",
+    }
 
 
 def _marks(db: Path) -> list[tuple[bytes, str]]:
@@ -140,13 +149,24 @@ def test_post_without_the_token_is_refused(scanned: Scanned, client: Client) -> 
     assert [m for _, m in _marks(scanned.db)] == ["exclude"]
 
 
-def test_post_with_the_header_token_works_and_foreign_origins_are_refused(scanned: Scanned, client: Client) -> None:
+def test_post_with_the_header_token_works_and_foreign_origins_are_refused(
+    scanned: Scanned, client: Client
+) -> None:
     form = _mark_form(scanned)
     token = client.token()
-    foreign = client.post("/marks", data=form, headers={"x-csrf-token": token, "origin": "http://evil.example"})
+    foreign = client.post(
+        "/marks", data=form, headers={"x-csrf-token": token, "origin": "http://evil.example"}
+    )
     assert foreign.status_code == 403 and "another site" in foreign.text
-    ok = client.post("/marks", data=form, headers={"x-csrf-token": token, "origin": "http://127.0.0.1:8642",
-                                                   "accept": "application/json"})  # fmt: skip
+    ok = client.post(
+        "/marks",
+        data=form,
+        headers={
+            "x-csrf-token": token,
+            "origin": "http://127.0.0.1:8642",
+            "accept": "application/json",
+        },
+    )
     assert ok.status_code == 200 and ok.json()["mark"] == "exclude"
 
 
@@ -167,8 +187,13 @@ def test_redirects_after_post_stay_on_this_site(scanned: Scanned, client: Client
 
 
 def test_actions_are_post_only(scanned: Scanned, client: Client) -> None:
-    for url in ("/marks", "/groups/1/exclude", "/groups/1/keeper", "/groups/1/not-duplicate",
-                "/bulk-exclude"):  # fmt: skip
+    for url in (
+        "/marks",
+        "/groups/1/exclude",
+        "/groups/1/keeper",
+        "/groups/1/not-duplicate",
+        "/bulk-exclude",
+    ):
         assert client.get(url).status_code in (404, 405), url
 
 
@@ -186,14 +211,32 @@ def test_no_get_changes_the_store(scanned: Scanned, client: Client) -> None:
     member = file_id(scanned, group.members[0].path)
     before = _dump(scanned.db)
     urls = [
-        "/", "/index.json", "/groups", "/groups.json", "/groups?sort=score&min_score=0.5",
-        f"/groups/{group.id}", f"/groups/{group.id}.json", "/failures", "/failures.json",
-        "/failures?kind=skipped", "/objects", "/objects.json", "/export", "/export.json",
-        "/export/list.csv", "/export/list.txt?list=keep", "/export/list.json?list=remove",
-        f"/thumb/{fid}", f"/image/{fid}", f"/diff/{fid}/{member}", "/static/app.css",
-        f"/marks?file={fid}&mark=exclude", f"/groups/{group.id}/exclude",
-        f"/bulk-exclude?min_score=0", f"/export?action=quarantine&dest={scanned.base / 'q'}",
-    ]  # fmt: skip
+        "/",
+        "/index.json",
+        "/groups",
+        "/groups.json",
+        "/groups?sort=score&min_score=0.5",
+        f"/groups/{group.id}",
+        f"/groups/{group.id}.json",
+        "/failures",
+        "/failures.json",
+        "/failures?kind=skipped",
+        "/objects",
+        "/objects.json",
+        "/export",
+        "/export.json",
+        "/export/list.csv",
+        "/export/list.txt?list=keep",
+        "/export/list.json?list=remove",
+        f"/thumb/{fid}",
+        f"/image/{fid}",
+        f"/diff/{fid}/{member}",
+        "/static/app.css",
+        f"/marks?file={fid}&mark=exclude",
+        f"/groups/{group.id}/exclude",
+        "/bulk-exclude?min_score=0",
+        f"/export?action=quarantine&dest={scanned.base / 'q'}",
+    ]
     for url in urls:
         client.get(url)
     assert _dump(scanned.db) == before

@@ -2,9 +2,10 @@
 
 Listing pages need per-group figures the ``groups`` table does not hold (files, score,
 reclaimable bytes). :class:`GroupIndex` computes them once into a ``TEMP`` table of the
-UI's connection (about 150 ms for 100,000 images; 20,000 rows need no index to sort), so the table lives in memory beside the store and a GET never
-writes to the store file. It is rebuilt only when the groups change: ``PRAGMA
-data_version`` tells when another connection committed, and a cheap signature of the
+UI's connection (about 150 ms for 100,000 images; its 20,000 rows need no index to sort),
+so the table lives in memory beside the store and a GET never writes to the store file.
+It is rebuilt only when the groups change: ``PRAGMA data_version`` tells when another
+connection committed, and a cheap signature of the
 ``groups``/``members`` tables tells whether that commit touched groups (marks do not).
 Every page is then a ``WHERE ... ORDER BY ... LIMIT/OFFSET`` over that table.
 
@@ -52,6 +53,7 @@ FROM groups g JOIN (
     GROUP BY m.group_id
 ) s ON s.gid = g.id
 """
+
 
 @dataclass(frozen=True)
 class GroupQuery:
