@@ -1,8 +1,11 @@
 """``lookalike objects``: duplicate and conflicting boxes in COCO, YOLO or VOC annotations.
 
-A thin shell over :mod:`lookalike.annotations`. The human summary goes to stdout (or to
-stderr when ``--json -`` sends the report to stdout); every problem goes to stderr, one
-per line (``-q`` leaves them to the summary counts and ``--json``).
+A thin shell over :func:`lookalike.objects.find_object_duplicates`: the within-image checks
+of :mod:`lookalike.annotations`, then (unless ``--no-cross-image``) a scan of the images
+folder into the store, conflicts between near-duplicate images and repeated objects
+across images; every finding is written to the store for the review UI. The human summary
+goes to stdout (or to stderr when ``--json -`` sends the report to stdout); every problem
+goes to stderr, one per line (``-q`` leaves them to the summary counts and ``--json``).
 
 Exit codes: 0 success (whether or not duplicates or problems were found); 1 a fatal
 error, printed as ``Error: ...``; 2 a usage error.
@@ -21,16 +24,11 @@ from .annotations import (
     DEFAULT_IOU,
     Dataset,
     decision_log,
-    find_duplicate_boxes,
-    load_annotations,
-    objects_report,
-    plan_cleanup,
-    validate,
     write_cleaned,
 )
 from .annotations.export import log_to_csv
 from .annotations.records import KEEP_RULES, CleanupPlan, WriteResult
-from .annotations.report import problem_lines, summary_lines, write_lines
+from .annotations.report import findings_line, problem_lines, summary_lines, write_lines
 from .errors import LookalikeError
 
 _UNIT = click.FloatRange(0.0, 1.0, min_open=True)
@@ -39,7 +37,9 @@ _UNIT = click.FloatRange(0.0, 1.0, min_open=True)
 @click.command(
     "objects",
     help="Find duplicate boxes and label conflicts within images of a COCO, YOLO or VOC "
-    "annotation set, validate it, and write a cleaned copy (dry run by default).",
+    "annotation set, conflicting boxes between near-duplicate images and objects repeated "
+    "across images; validate it, store the findings for the review UI, and write a cleaned "
+    "copy (dry run by default).",
 )
 @click.argument("annotations", type=click.Path(path_type=Path))
 @click.option(
@@ -47,7 +47,32 @@ _UNIT = click.FloatRange(0.0, 1.0, min_open=True)
     "images_dir",
     type=click.Path(path_type=Path),
     metavar="DIR",
-    help="Folder holding the images, if not where the format usually has them.",
+    help="Folder holding the images, if not where the format usually has them. The "
+    "cross-image checks scan it.",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="SQLite store for the image scan and the findings (default: the store 'lookalike "
+    "scan' uses for the images folder, or $LOOKALIKE_DB). A store whose last scan covers a "
+    "parent folder is read, not rescanned.",
+)
+@click.option(
+    "--cross-image/--no-cross-image",
+    "cross_image",
+    default=True,
+    show_default=True,
+    help="Also scan the images for near-duplicates, compare their annotations and find "
+    "objects repeated across images. Without it, the store is written only with --db.",
+)
+@click.option(
+    "--min-box",
+    "min_box_px",
+    type=click.IntRange(8),
+    default=32,
+    show_default=True,
+    help="Boxes with a shorter side (pixels) are left out of the repeated-object search.",
 )
 @click.option(
     "--format",
@@ -117,6 +142,9 @@ _UNIT = click.FloatRange(0.0, 1.0, min_open=True)
 def objects_command(
     annotations: Path,
     images_dir: Path | None,
+    db: Path | None,
+    cross_image: bool,
+    min_box_px: int,
     format_: str,
     iou: float,
     containment: float,
@@ -129,27 +157,36 @@ def objects_command(
     in_place: bool,
     quiet: bool,
 ) -> None:
-    """Run load -> validate -> find -> plan -> (write) and print the results."""
+    """Run the checks, store the findings, (write the cleaned copy) and print the results."""
+    from .objects import ObjectSettings, find_object_duplicates
+    from .progress import progress_reporter
+
     if not dry_run and out_dir is None and not in_place:
         raise click.UsageError("--write needs --out DIR, or --in-place to rewrite the input.")
     to_stdout = json_path == "-"
+    settings = ObjectSettings(
+        iou=iou, containment=containment, area_ratio=area_ratio, keep=keep,  # type: ignore[arg-type]
+        min_box_px=min_box_px,
+    )  # fmt: skip
     try:
-        dataset = load_annotations(annotations, images_dir=images_dir, format=format_)
-        problems = validate(dataset)
-        pairs = find_duplicate_boxes(
-            dataset, iou=iou, containment=containment, area_ratio=area_ratio
-        )
-        plan = plan_cleanup(dataset, pairs, keep=keep)  # type: ignore[arg-type]
-        report = objects_report(dataset, problems, pairs, plan)
-        result = _write(dataset, plan, out_dir, dry_run=dry_run, in_place=in_place)
+        with progress_reporter(enabled=not quiet) as progress:
+            result = find_object_duplicates(
+                annotations, images_dir=images_dir, format=format_, db=db,
+                cross_image=cross_image, settings=settings, progress=progress,
+            )  # fmt: skip
+        report = result.to_dict()
+        written = _write(result.dataset, result.plan, out_dir, dry_run=dry_run, in_place=in_place)
     except LookalikeError as exc:
         raise click.ClickException(str(exc)) from exc
     if not quiet:
-        for line in problem_lines(problems, per_kind=None):
+        for line in problem_lines(result.problems, per_kind=None):
             click.echo(line, err=True)
     _save(json_path, json.dumps(report, indent=2))
-    _save(csv_path, log_to_csv(decision_log(plan)))
-    lines = summary_lines(report) + (write_lines(result) if result is not None else [])
+    _save(csv_path, log_to_csv(decision_log(result.plan)))
+    lines = summary_lines(report) + [findings_line(report)]
+    if result.store is not None:
+        lines.append(f"store: {result.store}")
+    lines += write_lines(written) if written is not None else []
     for line in lines:
         click.echo(line, err=to_stdout)
 

@@ -30,7 +30,7 @@ def run(*args: str):
 
 
 def test_summary_on_stdout_and_problems_on_stderr(coco: Path) -> None:
-    result = run(str(coco))
+    result = run(str(coco), "--no-cross-image")
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         "format: coco",
@@ -40,6 +40,8 @@ def test_summary_on_stdout_and_problems_on_stderr(coco: Path) -> None:
         "duplicate pairs: 1 in 1 sets",
         "label conflicts: 2 (left for review)",
         "boxes to remove: 1 (keep=first)",
+        "cross-image checks: not run (--no-cross-image)",
+        "findings: duplicate 1, label-conflict 2, cross-image-conflict 0, repeated-object 0",
     ]
     assert result.stderr.splitlines() == [
         f"error: {coco}: annotation 4 (9) uses category_id 9, which is not in 'categories' "
@@ -48,6 +50,24 @@ def test_summary_on_stdout_and_problems_on_stderr(coco: Path) -> None:
         "image (right by 20 px). Clip it to the image or fix the coordinates.",
     ]
     assert run(str(coco), "-q").stderr == ""
+
+
+def test_cross_image_checks_scan_the_images_into_the_store(coco: Path, tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    result = run(str(coco), "--db", str(db), "-q")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[7:] == [
+        f"image groups: 0 (scanned {coco.parent})",
+        "near-duplicate image pairs compared: 0",
+        "cross-image conflicts: 0",
+        "crops compared: 3, left out 1 (box-too-small 1)",
+        "repeated objects: 0 groups across different images (0 repeats); 0 groups only "
+        "within one image or its near-duplicates",
+        "findings: duplicate 1, label-conflict 2, cross-image-conflict 0, repeated-object 0",
+        f"store: {db}",
+    ]
+    assert db.is_file()
 
 
 def test_dry_run_by_default_with_out(coco: Path, tmp_path: Path) -> None:
@@ -141,6 +161,8 @@ def test_bad_input_exit_codes(coco: Path, tmp_path: Path) -> None:
 def test_help_documents_every_option() -> None:
     text = run("--help").stdout
     for option in ("--images", "--format", "--iou", "--containment", "--area-ratio", "--keep"):
+        assert option in text
+    for option in ("--db", "--cross-image / --no-cross-image", "--min-box"):
         assert option in text
     for option in ("--json", "--csv", "--out", "--dry-run / --write", "--in-place", "-q, --quiet"):
         assert option in text

@@ -41,7 +41,10 @@ def test_schema_and_values(tmp_path: Path) -> None:
     assert json.loads(json.dumps(report, allow_nan=False)) == report
     assert set(report) == {
         "format", "images", "annotations", "keep", "summary", "problems", "duplicates", "removed",
+        "cross_image", "cross_image_conflicts", "object_groups",
     }  # fmt: skip
+    assert report["cross_image"] == {"ran": False, "reason": "not requested"}
+    assert report["cross_image_conflicts"] == [] and report["object_groups"] == []
     assert (report["format"], report["images"], report["annotations"]) == ("coco", 1, 4)
     assert report["summary"] == {
         "problems": {"box-outside-image": 1, "unknown-class": 1},

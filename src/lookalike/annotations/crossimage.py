@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 
 from ..errors import ConfigError
 from .geometry import iou_matrix, valid_boxes
-from .records import Annotation, Conflict, Dataset, ImageEntry, ImageKey, ObjectCrop
+from .records import Annotation, Box, Conflict, Dataset, ImageEntry, ImageKey, ObjectCrop
 
 MATCH_IOU = 0.5
 """IoU at which a box of one image counts as present in its near-duplicate (the PASCAL
@@ -73,14 +74,20 @@ def cross_image_conflicts(
     *,
     iou: float = MATCH_IOU,
     unknown: Literal["raise", "skip"] = "raise",
+    mirrored: Collection[tuple[str, str]] = (),
 ) -> list[Conflict]:
     """Compare the annotations of images known to be near-duplicates of each other.
 
     For each pair ``(A, B)``, B's boxes are scaled by the ratio of the two images' sizes
-    (when both are known; otherwise the images are assumed to be the same size). A box of
-    A is ``missing`` in B when B has no box of the same class with IoU >= ``iou``; it is a
-    ``label-mismatch`` when B's best box with IoU >= ``iou`` has another class. The same
-    is done from B to A; a mismatch is reported once per pair of boxes.
+    (when both are known; otherwise the images are assumed to be the same size), and
+    mirrored left to right when the pair is in ``mirrored``. A box of A is ``missing`` in
+    B when B has no box of the same class with IoU >= ``iou``; it is a ``label-mismatch``
+    when B's best box with IoU >= ``iou`` has another class. The same is done from B to
+    A; a mismatch is reported once per pair of boxes. Each conflict carries
+    ``expected_box``, the box mapped into the other image.
+
+    Pairs related by a crop or a rotation are not pixel-aligned: leave them out (their
+    boxes would be compared at the wrong place).
 
     Args:
         dataset: The loaded dataset.
@@ -89,13 +96,15 @@ def cross_image_conflicts(
         iou: Minimum IoU for two boxes to be the same object.
         unknown: What to do with a path that is not an image of the dataset: ``"raise"``
             (default) or ``"skip"`` the pair.
+        mirrored: Pairs (as given in ``image_pairs``) whose second image is the first
+            mirrored left to right.
 
     Returns:
         Conflicts, pair by pair, A's boxes first, in reading order.
 
     Raises:
-        ConfigError: ``iou`` is outside ``(0, 1]``, or an image is unknown and ``unknown``
-            is ``"raise"``.
+        ConfigError: ``iou`` is outside ``(0, 1]``, an image is unknown and ``unknown``
+            is ``"raise"``, or a mirrored pair has an image of unknown width.
 
     Example:
         >>> conflicts = cross_image_conflicts(dataset, [("a.jpg", "a_copy.jpg")])  # doctest: +SKIP
@@ -106,17 +115,54 @@ def cross_image_conflicts(
         raise ConfigError(f"iou is {iou!r}; it must be in (0, 1], e.g. {MATCH_IOU}.")
     if unknown not in ("raise", "skip"):
         raise ConfigError(f"unknown={unknown!r}; choose 'raise' or 'skip'.")
-    lookup = _image_lookup(dataset)
+    resolve = image_resolver(dataset)
     boxes = _boxes_by_image(dataset)
+    flips = set(mirrored)
     conflicts: list[Conflict] = []
     for first, second in image_pairs:
-        key_a, key_b = _resolve(lookup, first), _resolve(lookup, second)
+        key_a, key_b = resolve(first), resolve(second)
         if key_a is None or key_b is None:
             if unknown == "raise":
                 _raise_unknown(first if key_a is None else second)
             continue
-        conflicts.extend(_compare(dataset, boxes, (first, second), (key_a, key_b), iou))
+        mirror = (first, second) in flips
+        conflicts.extend(_compare(dataset, boxes, (first, second), (key_a, key_b), iou, mirror))
     return conflicts
+
+
+def image_resolver(dataset: Dataset) -> Callable[[str], ImageKey | None]:
+    """A function from an image path, real path, name or key to its image key (or None).
+
+    Example:
+        >>> key_of = image_resolver(dataset)  # doctest: +SKIP
+        >>> key_of("/data/images/a.jpg")  # doctest: +SKIP
+        1
+    """
+    lookup = _image_lookup(dataset)
+    return lambda name: _resolve(lookup, name)
+
+
+def map_box(box: Box, source: ImageEntry, target: ImageEntry, *, mirror: bool = False) -> Box:
+    """Map a box of ``source`` into the pixels of its near-duplicate ``target``.
+
+    The box is scaled by the ratio of the image sizes (unscaled when a size is unknown)
+    and, with ``mirror``, mirrored left to right across ``target``'s width.
+
+    Raises:
+        ConfigError: ``mirror`` is asked and the width of ``target`` is unknown.
+    """
+    sx = sy = 1.0
+    if source.width and source.height and target.width and target.height:
+        sx, sy = target.width / source.width, target.height / source.height
+    x0, y0, x1, y1 = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+    if not mirror:
+        return (x0, y0, x1, y1)
+    if not target.width:
+        raise ConfigError(
+            f"Cannot mirror boxes into image {target.name or target.key!r}: its width is "
+            "unknown. Declare the image size in the annotations or make the file readable."
+        )
+    return (target.width - x1, y0, target.width - x0, y1)
 
 
 def _image_lookup(dataset: Dataset) -> dict[str, ImageKey]:
@@ -166,15 +212,25 @@ def _compare(
     names: tuple[str, str],
     keys: tuple[ImageKey, ImageKey],
     iou: float,
+    mirror: bool,
 ) -> list[Conflict]:
     """Conflicts between the two images of one pair, both directions."""
     a, b = boxes.get(keys[0], []), boxes.get(keys[1], [])
-    scale = _scale(dataset.images[keys[0]], dataset.images[keys[1]])
-    matrix = iou_matrix(_array(a), _array(b) * scale)
+    entry_a, entry_b = dataset.images[keys[0]], dataset.images[keys[1]]
+    mapped_b = [map_box(ann.box, entry_b, entry_a, mirror=mirror) for ann in b]
+    matrix = iou_matrix(_array(a), np.array(mapped_b, dtype=np.float64).reshape(-1, 4))
     forward = _one_way(a, b, matrix, names, iou)
+    forward = [_expect(c, entry_a, entry_b, mirror) for c in forward]
     reported = {(c.annotation.id, c.counterpart.id) for c in forward if c.counterpart}
     backward = _one_way(b, a, matrix.T, (names[1], names[0]), iou)
-    return forward + [c for c in backward if _is_new(c, reported)]
+    backward = [_expect(c, entry_b, entry_a, mirror) for c in backward if _is_new(c, reported)]
+    return forward + backward
+
+
+def _expect(conflict: Conflict, mine: ImageEntry, theirs: ImageEntry, mirror: bool) -> Conflict:
+    """``conflict`` with ``expected_box``: its box mapped into the other image."""
+    expected = map_box(conflict.annotation.box, mine, theirs, mirror=mirror)
+    return replace(conflict, expected_box=expected)
 
 
 def _is_new(conflict: Conflict, reported: set[tuple[int | str, int | str]]) -> bool:
@@ -182,14 +238,6 @@ def _is_new(conflict: Conflict, reported: set[tuple[int | str, int | str]]) -> b
     if conflict.reason == "missing" or conflict.counterpart is None:
         return True
     return (conflict.counterpart.id, conflict.annotation.id) not in reported
-
-
-def _scale(a: ImageEntry, b: ImageEntry) -> np.ndarray:
-    """Factors mapping B's pixel coordinates to A's, ``[sx, sy, sx, sy]``."""
-    if a.width and a.height and b.width and b.height:
-        sx, sy = a.width / b.width, a.height / b.height
-        return np.array([sx, sy, sx, sy])
-    return np.ones(4)
 
 
 def _array(annotations: list[Annotation]) -> np.ndarray:

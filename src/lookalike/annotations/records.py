@@ -279,6 +279,8 @@ class Conflict:
         annotation: The box in ``image``.
         counterpart: The best-overlapping box of ``other_image`` (``None`` if none overlaps).
         iou: IoU with the counterpart after scaling to a common size (0 if none).
+        expected_box: ``annotation``'s box mapped into ``other_image``'s pixels (scaled,
+            and mirrored for a mirror-image pair): where the box should be there.
     """
 
     kind: Literal["cross-image-conflict"]
@@ -288,3 +290,121 @@ class Conflict:
     annotation: Annotation
     counterpart: Annotation | None
     iou: float
+    expected_box: Box | None = None
+
+
+CropStatus = Literal[
+    "featured", "missing-image-file", "invalid-box", "box-too-small", "image-unreadable",
+    "image-size-mismatch", "flat-crop",
+]  # fmt: skip
+"""What happened to an annotation's crop: ``featured``, or why it was left out.
+
+``missing-image-file`` / ``invalid-box``: :func:`~lookalike.annotations.validate` reports
+the details; ``box-too-small``: the short side is under the minimum even at full resolution;
+``image-unreadable``: the image cannot be decoded; ``image-size-mismatch``: the image's
+shape differs from the size the annotations declare (so boxes cannot be placed);
+``flat-crop``: a uniform patch, which matches anything and so nothing."""
+
+
+@dataclass(frozen=True)
+class CropSkip:
+    """An annotation whose crop was not compared with others, and why.
+
+    Attributes:
+        annotation: The annotation left out.
+        image: Its image file (``""`` when not found).
+        reason: A :data:`CropStatus` other than ``"featured"``.
+        detail: One sentence with the values behind the reason.
+    """
+
+    annotation: Annotation
+    image: str
+    reason: CropStatus
+    detail: str = ""
+
+
+ObjectRelation = Literal["different-image", "same-image", "near-duplicate-image"]
+"""Where a repeated object's member sits relative to the group's representative: in another
+picture (the finding), in the same image, or in a near-duplicate copy of the image (an
+expected repeat, not noise)."""
+
+
+@dataclass(frozen=True)
+class ObjectMember:
+    """One box of an object group, verified against the group's representative.
+
+    Attributes:
+        annotation: The annotation.
+        image: Its image file.
+        box: The crop box in integer pixels of the upright image (``left, top, right,
+            bottom``).
+        score: Similarity to the representative's crop, in [0, 1].
+        evidence: How the match was verified (``method``, ``mad``, ``changed``...).
+        relation: A :data:`ObjectRelation`.
+    """
+
+    annotation: Annotation
+    image: str
+    box: tuple[int, int, int, int]
+    score: float
+    evidence: Mapping[str, Any]
+    relation: ObjectRelation
+
+
+@dataclass(frozen=True)
+class ObjectGroup:
+    """The same object found in several boxes (e.g. a logo pasted into many images).
+
+    Attributes:
+        id: 1-based number, in report order.
+        representative: The largest crop of the group, as :class:`ObjectCrop`.
+        members: The other boxes, each verified against the representative.
+        scope: ``"across-images"`` when a member is in a different picture (what the report
+            is about), ``"same-image"`` when the repeats are only inside the representative's
+            image, ``"near-duplicate-images"`` when they are only in near-duplicate copies
+            of it (expected).
+    """
+
+    id: int
+    representative: ObjectCrop
+    members: tuple[ObjectMember, ...]
+    scope: Literal["across-images", "same-image", "near-duplicate-images"]
+
+
+@dataclass(frozen=True)
+class SkippedPair:
+    """A near-duplicate image pair whose annotations were not compared, and why."""
+
+    image: str
+    other_image: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CrossImageFindings:
+    """What the cross-image checks found (see :func:`lookalike.objects.find_object_duplicates`).
+
+    Attributes:
+        images_root: The folder scanned for near-duplicate images.
+        store: The SQLite store holding the image groups (and the object results).
+        groups_source: ``"scan"`` (scanned now) or ``"store"`` (read from an earlier scan).
+        image_groups: Near-duplicate image groups found under ``images_root``.
+        compared_pairs: Keeper-member image pairs whose annotations were compared.
+        skipped_pairs: Pairs not compared (not annotated, or matched through a crop or
+            rotation that boxes are not mapped through).
+        conflicts: Boxes that a near-duplicate image annotates differently.
+        featured: Number of annotation crops compared across the dataset.
+        crop_skips: Annotations left out of the crop comparison, with the reason.
+        object_groups: Repeated objects, ``across-images`` groups first.
+    """
+
+    images_root: str
+    store: str
+    groups_source: Literal["scan", "store"]
+    image_groups: int
+    compared_pairs: int
+    skipped_pairs: tuple[SkippedPair, ...]
+    conflicts: tuple[Conflict, ...]
+    featured: int
+    crop_skips: tuple[CropSkip, ...]
+    object_groups: tuple[ObjectGroup, ...]

@@ -18,11 +18,30 @@ Schema (every key always present)::
       "duplicates": [{"image", "kind", "rule", "iou", "containment", "area_ratio",
                       "a": BOX, "b": BOX}],
       "removed": [{"id", "image", "label", "box", "source", "reason", "iou",
-                   "containment", "kept": BOX}]
+                   "containment", "kept": BOX}],
+      "cross_image": CROSS,               # what the cross-image checks did
+      "cross_image_conflicts": [{"kind": "cross-image-conflict", "reason": "missing" |
+                                 "label-mismatch", "image", "other_image", "iou",
+                                 "annotation": BOX, "counterpart": BOX | null,
+                                 "expected_box": [x0, y0, x1, y1] | null}],
+      "object_groups": [{"id", "scope": "across-images" | "same-image" |
+                         "near-duplicate-images",
+                         "representative": {"image", "id", "label", "box", "source"},
+                         "members": [{"image", "id", "label", "box", "source", "score",
+                                      "evidence", "relation": "different-image" |
+                                      "same-image" | "near-duplicate-image"}]}]
     }
 
-where ``BOX`` is ``{"id", "label", "box": [x0, y0, x1, y1], "source"}``. Image keys and
-annotation ids are COCO ids (int) or relative-path strings (YOLO, VOC).
+where ``BOX`` is ``{"id", "label", "box": [x0, y0, x1, y1], "source"}`` and ``CROSS`` is
+``{"ran": false, "reason"}`` when the cross-image checks did not run, else ``{"ran": true,
+"images_root", "store", "groups_source": "scan" | "store", "image_groups",
+"compared_pairs", "skipped_pairs": [{"image", "other_image", "reason"}], "crops":
+{"featured", "skipped": {reason: count}}, "crop_skips": [{"image", "id", "label", "box",
+"reason", "detail"}]}``. When cross-image checks ran, ``summary`` also has
+``cross_image_conflicts``, ``object_groups`` (groups across images), ``repeated_objects``
+(their members in other pictures) and ``expected_object_groups`` (repeats only inside
+one image or its near-duplicates). Image keys and annotation ids are COCO ids (int) or
+relative-path strings (YOLO, VOC); images in the cross-image sections are file paths.
 """
 
 from __future__ import annotations
@@ -31,7 +50,18 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from .records import Annotation, BoxPair, CleanupPlan, Dataset, Problem, Removal, WriteResult
+from .records import (
+    Annotation,
+    BoxPair,
+    CleanupPlan,
+    Conflict,
+    CrossImageFindings,
+    Dataset,
+    ObjectGroup,
+    Problem,
+    Removal,
+    WriteResult,
+)
 
 
 def objects_report(
@@ -39,8 +69,19 @@ def objects_report(
     problems: Sequence[Problem],
     pairs: Sequence[BoxPair],
     plan: CleanupPlan,
+    *,
+    cross_image: CrossImageFindings | None = None,
+    not_run: str = "not requested",
 ) -> dict[str, Any]:
     """Build the report dict (see the module docstring for the schema).
+
+    Args:
+        dataset: The loaded dataset.
+        problems: From :func:`~lookalike.annotations.validate`.
+        pairs: From :func:`~lookalike.annotations.find_duplicate_boxes`.
+        plan: From :func:`~lookalike.annotations.plan_cleanup`.
+        cross_image: What the cross-image checks found, when they ran.
+        not_run: Why they did not run (the ``reason`` of ``cross_image``).
 
     Example:
         >>> report = objects_report(dataset, problems, pairs, plan)  # doctest: +SKIP
@@ -55,6 +96,8 @@ def objects_report(
         "duplicate_sets": len(plan.duplicate_sets),
         "to_remove": len(plan.removals),
     }
+    if cross_image is not None:
+        summary.update(_cross_summary(cross_image))
     return {
         "format": dataset.format,
         "images": len(dataset.images),
@@ -64,6 +107,80 @@ def objects_report(
         "problems": [problem_dict(p) for p in problems],
         "duplicates": [pair_dict(p) for p in pairs],
         "removed": [removal_dict(r) for r in plan.removals],
+        "cross_image": (
+            {"ran": False, "reason": not_run} if cross_image is None else _cross_dict(cross_image)
+        ),
+        "cross_image_conflicts": [
+            conflict_dict(c) for c in (cross_image.conflicts if cross_image else ())
+        ],
+        "object_groups": [
+            object_group_dict(g) for g in (cross_image.object_groups if cross_image else ())
+        ],
+    }
+
+
+def _cross_summary(found: CrossImageFindings) -> dict[str, Any]:
+    """Summary counts of the cross-image checks."""
+    across = [g for g in found.object_groups if g.scope == "across-images"]
+    return {
+        "cross_image_conflicts": len(found.conflicts),
+        "object_groups": len(across),
+        "repeated_objects": sum(m.relation == "different-image" for g in across for m in g.members),
+        "expected_object_groups": len(found.object_groups) - len(across),
+    }
+
+
+def _cross_dict(found: CrossImageFindings) -> dict[str, Any]:
+    """The ``cross_image`` section: what ran, on what, and what was left out."""
+    reasons = Counter(s.reason for s in found.crop_skips)
+    return {
+        "ran": True,
+        "images_root": found.images_root,
+        "store": found.store,
+        "groups_source": found.groups_source,
+        "image_groups": found.image_groups,
+        "compared_pairs": found.compared_pairs,
+        "skipped_pairs": [
+            {"image": p.image, "other_image": p.other_image, "reason": p.reason}
+            for p in found.skipped_pairs
+        ],
+        "crops": {"featured": found.featured, "skipped": dict(sorted(reasons.items()))},
+        "crop_skips": [
+            {"image": s.image, **box_dict(s.annotation), "reason": s.reason, "detail": s.detail}
+            for s in found.crop_skips
+        ],
+    }
+
+
+def conflict_dict(conflict: Conflict) -> dict[str, Any]:
+    """JSON form of a cross-image conflict."""
+    other = conflict.counterpart
+    expected = conflict.expected_box
+    return {
+        "kind": conflict.kind,
+        "reason": conflict.reason,
+        "image": conflict.image,
+        "other_image": conflict.other_image,
+        "iou": round(conflict.iou, 6),
+        "annotation": box_dict(conflict.annotation),
+        "counterpart": box_dict(other) if other is not None else None,
+        "expected_box": [round(v, 3) for v in expected] if expected is not None else None,
+    }
+
+
+def object_group_dict(group: ObjectGroup) -> dict[str, Any]:
+    """JSON form of a repeated-object group."""
+    rep = group.representative
+    members = []
+    for m in group.members:
+        item = {"image": m.image, **box_dict(m.annotation)}
+        item.update(score=round(m.score, 4), evidence=dict(m.evidence), relation=m.relation)
+        members.append(item)
+    return {
+        "id": group.id,
+        "scope": group.scope,
+        "representative": {"image": rep.image_path, **box_dict(rep.annotation)},
+        "members": members,
     }
 
 
@@ -120,7 +237,57 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"duplicate pairs: {summary['duplicate_pairs']} in {summary['duplicate_sets']} sets",
         f"label conflicts: {summary['label_conflicts']} (left for review)",
         f"boxes to remove: {summary['to_remove']} (keep={report['keep']})",
+    ] + cross_lines(report)
+
+
+def cross_lines(report: dict[str, Any]) -> list[str]:
+    """Human lines of the cross-image checks (one line saying why when they did not run)."""
+    cross, summary = report["cross_image"], report["summary"]
+    if not cross["ran"]:
+        return [f"cross-image checks: not run ({cross['reason']})"]
+    skipped = Counter(p["reason"] for p in cross["skipped_pairs"])
+    crops = cross["crops"]
+    left_out = sum(crops["skipped"].values())
+    return [
+        f"image groups: {cross['image_groups']} ({_source(cross)})",
+        f"near-duplicate image pairs compared: {cross['compared_pairs']}"
+        + (f", skipped {sum(skipped.values())} ({_counts(skipped)})" if skipped else ""),
+        f"cross-image conflicts: {summary['cross_image_conflicts']}",
+        f"crops compared: {crops['featured']}"
+        + (f", left out {left_out} ({_counts(crops['skipped'])})" if left_out else ""),
+        f"repeated objects: {summary['object_groups']} groups across different images "
+        f"({summary['repeated_objects']} repeats); {summary['expected_object_groups']} "
+        "groups only within one image or its near-duplicates",
     ]
+
+
+def finding_counts(report: dict[str, Any]) -> dict[str, int]:
+    """Findings of each kind: box pairs, conflicts, and members repeated in other pictures.
+
+    Repeats inside one image or its near-duplicate copies are expected and not counted
+    here (they are in ``object_groups`` and in the store with their relation).
+    """
+    summary = report["summary"]
+    return {
+        "duplicate": summary["duplicate_pairs"],
+        "label-conflict": summary["label_conflicts"],
+        "cross-image-conflict": summary.get("cross_image_conflicts", 0),
+        "repeated-object": summary.get("repeated_objects", 0),
+    }
+
+
+def findings_line(report: dict[str, Any]) -> str:
+    """``findings: duplicate 1, label-conflict 0, ...`` (every kind, fixed order)."""
+    return "findings: " + ", ".join(f"{k} {n}" for k, n in finding_counts(report).items())
+
+
+def _source(cross: dict[str, Any]) -> str:
+    verb = "scanned" if cross["groups_source"] == "scan" else "read from the store for"
+    return f"{verb} {cross['images_root']}"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
 
 
 def problem_lines(problems: Sequence[Problem], *, per_kind: int | None = 20) -> list[str]:

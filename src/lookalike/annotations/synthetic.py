@@ -11,10 +11,14 @@ deterministic for a given seed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .records import Box
 
@@ -188,3 +192,135 @@ def jitter_box(
     moves = gen.uniform(-1.0, 1.0, 4) * np.array([dx, dy, dx, dy])
     x0, y0, x1, y1 = (float(v) for v in np.asarray(box) + moves)
     return (round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2))
+
+
+@dataclass(frozen=True)
+class RepeatedObjectSet:
+    """A COCO dataset with objects pasted into several images, and what is where.
+
+    Attributes:
+        annotations: The COCO file.
+        images_dir: The folder of the JPEG images.
+        same_object: Sets of annotation ids that show the same object: one set per pasted
+            object, and one per drawn object of an image that has a near-duplicate copy
+            (the object and its copy).
+        copies: Image file name -> the file name of its near-duplicate copy.
+    """
+
+    annotations: Path
+    images_dir: Path
+    same_object: tuple[frozenset[int], ...]
+    copies: dict[str, str]
+
+
+def write_repeated_objects(
+    root: Path,
+    *,
+    rng: np.random.Generator | int | None = None,
+    images: int = 24,
+    objects: int = 6,
+    copies: tuple[int, int] = (3, 6),
+    near_duplicates: int = 0,
+    size: tuple[int, int] = (480, 360),
+    jitter_px: float = 2.0,
+) -> RepeatedObjectSet:
+    """Write images with drawn objects plus pasted repeated objects, annotated in COCO.
+
+    Each image is :func:`lookalike.testing.make_photo` with its shapes annotated (class =
+    shape kind). Each of ``objects`` small photo-like "logos" (64-128 px) is pasted into
+    ``copies[0]``-``copies[1]`` different images at a scale of 0.6-1.6, annotated ``logo``
+    with every box edge moved by up to ``jitter_px`` (as a person draws it). The first
+    ``near_duplicates`` images also get a near-duplicate copy (80% size, JPEG q 75) whose
+    boxes are scaled accordingly. Images are JPEG q 90; everything follows from ``rng``.
+    """
+    from lookalike.testing import make_photo, save_image
+
+    gen = make_rng(rng)
+    images_dir = Path(root) / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    photos = [make_photo(int(gen.integers(1 << 31)), size=size) for _ in range(images)]
+    kinds = ["rectangle", "ellipse", "polygon", "logo"]
+    boxes: list[list[tuple[str, Box, int | None]]] = [
+        [(s.label, s.box, None) for s in shapes if _side(s.box) >= 16] for _, shapes in photos
+    ]
+    for m in range(objects):
+        logo, _ = make_photo(int(gen.integers(1 << 31)), size=_logo_size(gen))
+        count = int(gen.integers(copies[0], copies[1] + 1))
+        for k in gen.choice(images, size=min(count, images), replace=False).tolist():
+            placed = _paste(photos[k][0], logo, gen, [b for _, b, o in boxes[k] if o is not None])
+            if placed is not None:
+                boxes[k].append(("logo", _jitter(placed, gen, jitter_px), m))
+    doc: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
+    doc["categories"] = [{"id": n + 1, "name": name} for n, name in enumerate(kinds)]
+    groups: dict[Any, set[int]] = {}
+    names: dict[str, str] = {}
+    for k, (img, _) in enumerate(photos):
+        name = f"img_{k:04d}.jpg"
+        save_image(img, images_dir / name, quality=90)
+        ids = _add_image(doc, name, img.size, boxes[k], kinds, groups, 1.0)
+        if k < near_duplicates:
+            copy = img.resize((round(img.width * 0.8), round(img.height * 0.8)), Image.LANCZOS)
+            names[name] = f"copy_{k:04d}.jpg"
+            save_image(copy, images_dir / names[name], quality=75)
+            twin = _add_image(doc, names[name], copy.size, boxes[k], kinds, groups, 0.8)
+            for a, b, (_, _, obj) in zip(ids, twin, boxes[k], strict=True):
+                if obj is None:
+                    groups[("drawn", a)] = {a, b}
+    path = Path(root) / "instances.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    same = tuple(frozenset(ids) for _, ids in sorted(groups.items(), key=str) if len(ids) > 1)
+    return RepeatedObjectSet(path, images_dir, same, names)
+
+
+def _side(box: Box) -> float:
+    return min(box[2] - box[0], box[3] - box[1])
+
+
+def _jitter(box: Box, gen: np.random.Generator, px: float) -> Box:
+    x0, y0, x1, y1 = (float(v) for v in np.asarray(box) + gen.uniform(-px, px, 4))
+    return (x0, y0, x1, y1)
+
+
+def _logo_size(gen: np.random.Generator) -> tuple[int, int]:
+    return int(gen.integers(64, 129)), int(gen.integers(48, 113))
+
+
+def _paste(
+    photo: Image.Image, logo: Image.Image, gen: np.random.Generator, taken: list[Box]
+) -> Box | None:
+    """Paste ``logo`` scaled 0.6-1.6 at a free place of ``photo``; its box, or None."""
+    scale = gen.uniform(0.6, 1.6)
+    w, h = round(logo.width * scale), round(logo.height * scale)
+    for _ in range(30):
+        x, y = int(gen.integers(0, photo.width - w)), int(gen.integers(0, photo.height - h))
+        box = (float(x), float(y), float(x + w), float(y + h))
+        if all(iou(box, other) == 0.0 for other in taken):
+            photo.paste(logo.resize((w, h), Image.LANCZOS), (x, y))
+            return box
+    return None
+
+
+def _add_image(
+    doc: dict[str, Any],
+    name: str,
+    size: tuple[int, int],
+    boxes: list[tuple[str, Box, int | None]],
+    kinds: list[str],
+    groups: dict[Any, set[int]],
+    scale: float,
+) -> list[int]:
+    """Append one image and its (scaled) boxes to the COCO ``doc``; the new annotation ids."""
+    image_id = len(doc["images"]) + 1
+    doc["images"].append({"id": image_id, "file_name": name, "width": size[0], "height": size[1]})
+    ids = []
+    for label, (x0, y0, x1, y1), obj in boxes:
+        aid = len(doc["annotations"]) + 1
+        x0, y0, x1, y1 = (round(max(v * scale, 0.0), 2) for v in (x0, y0, x1, y1))
+        x1, y1 = min(x1, size[0]), min(y1, size[1])
+        bbox = [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)]
+        item = {"id": aid, "image_id": image_id, "category_id": kinds.index(label) + 1}
+        doc["annotations"].append({**item, "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0})
+        if obj is not None:
+            groups.setdefault(("logo", obj), set()).add(aid)
+        ids.append(aid)
+    return ids
