@@ -173,6 +173,7 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(2048)  # before the URL is printed, so a client may connect at once
     except OSError as exc:
         sock.close()
         raise click.ClickException(

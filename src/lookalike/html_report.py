@@ -68,7 +68,7 @@ td,th{border:1px solid #dde1e8;padding:.25rem .6rem;text-align:left}
   border-radius:6px;
   display:block;
 }
-.file.remove img{opacity:.55}
+.file.to-remove img{opacity:.55}
 .na{
   width:230px;
   height:180px;
@@ -345,12 +345,12 @@ def _file_html(
     role = '<span class="badge keeper">★ keeper</span> ' if member is None else ""
     match = ""
     if member is not None:
-        rel = _e(member.relation)
-        match = f'<span class="badge {rel}">{rel}</span> {member.score:.3f}<br>'
+        relation = _e(member.relation)
+        match = f'<span class="badge {relation}">{relation}</span> {member.score:.3f}<br>'
 
     dims = f"{width}×{height} " if width else ""
     top = _e(os.path.basename(root.rstrip(os.sep)))
     badge = f'<span class="badge {_e(action)}" title="{_e(reason)}">{_e(action)}</span>'
     facts = f'<span class="muted">{dims}{_e(fmt or "")} · {_e(human_size(size))}</span>'
     where = f'<div class="path" title="{_e(path)}">{top}/{_e(rel)}</div>'
-    return f'<div class="file {_e(action)}">{img}{role}{badge} {match}{facts}{where}</div>'
+    return f'<div class="file to-{_e(action)}">{img}{role}{badge} {match}{facts}{where}</div>'

@@ -13,6 +13,7 @@ hash to the digest the scan recorded, so nothing else (a file swapped for a syml
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -137,6 +138,19 @@ def thumbnail(cache_dir: Path, path: str, digest: str, size: int) -> Path:
     return target
 
 
+def thumbnail_bytes(cache_dir: Path, path: str, digest: str, size: int) -> bytes:
+    """JPEG bytes of the thumbnail; made in memory when the cache cannot be written
+    (a store on read-only media), so viewing never depends on a writable folder."""
+    try:
+        return thumbnail(cache_dir, path, digest, size).read_bytes()
+    except PermissionError:
+        return render_thumbnail(read_verified(path, digest), size)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        return render_thumbnail(read_verified(path, digest), size)
+
+
 def _write_atomic(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".jpg")
@@ -149,12 +163,12 @@ def _write_atomic(target: Path, data: bytes) -> None:
         raise
 
 
-def difference_image(thumb_a: Path, thumb_b: Path, *, gain: float = 4.0) -> bytes:
+def difference_image(thumb_a: bytes, thumb_b: bytes, *, gain: float = 4.0) -> bytes:
     """PNG of the amplified per-pixel difference of two thumbnails (b resized to a).
 
     Black means identical; bright areas show where the pictures differ.
     """
-    with Image.open(thumb_a) as a_img, Image.open(thumb_b) as b_img:
+    with Image.open(io.BytesIO(thumb_a)) as a_img, Image.open(io.BytesIO(thumb_b)) as b_img:
         a = a_img.convert("RGB")
         b = b_img.convert("RGB").resize(a.size, Image.Resampling.BILINEAR)
     diff = ImageChops.difference(a, b).point(lambda v: min(255, int(v * gain)))
@@ -172,4 +186,4 @@ def display_bytes(cache_dir: Path, path: str, digest: str, fmt: str) -> tuple[by
     media = WEB_FORMATS.get(fmt.upper())
     if media is not None:
         return read_verified(path, digest), media
-    return thumbnail(cache_dir, path, digest, SIZES[-1]).read_bytes(), "image/jpeg"
+    return thumbnail_bytes(cache_dir, path, digest, SIZES[-1]), "image/jpeg"

@@ -258,3 +258,23 @@ def test_pages_show_paths_that_are_not_utf8(tmp_path) -> None:
         assert client.get(f"/thumb/{group['files'][str(root / name)]['id']}").status_code == 200
     finally:
         app.state.review.close()
+
+
+def test_serve_binds_loopback_on_a_free_port_and_prints_the_url(shared: Scanned) -> None:
+    import subprocess
+    import sys
+
+    import httpx
+
+    code = "from lookalike.cli import main; main()"
+    cmd = [sys.executable, "-c", code, "serve", "--db", str(shared.db), "--port", "0"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            url = proc.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/"), url
+            with httpx.Client(base_url=url, timeout=10) as http:
+                assert http.get("/index.json").json()["images"] == shared.result.images
+                assert http.get("/", headers={"host": "attacker.example"}).status_code == 400
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)

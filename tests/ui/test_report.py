@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def test_report_is_a_self_contained_gallery(shared: Scanned, tmp_path: Path) -> 
         assert src.startswith("thumbs/") and (out / src).stat().st_size > 0
     for g in shared.result.groups:
         assert f'id="g{g.id}"' in html
+        for m in g.members:
+            assert f"{os.path.basename(m.root)}/{os.path.relpath(m.path, m.root)}</div>" in html
     assert "Leakage between roots" in html and "broken.jpg" in html
     doc = json.loads((out / "report.json").read_text())
     assert doc["summary"] == summary(shared.result.groups)

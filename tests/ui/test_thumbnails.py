@@ -19,6 +19,7 @@ from lookalike.thumbnails import (
     read_verified,
     render_thumbnail,
     thumbnail,
+    thumbnail_bytes,
 )
 
 
@@ -86,8 +87,21 @@ def test_thumbnails_are_cached_by_digest_and_verified(tmp_path: Path) -> None:
     assert not list(cache.rglob(".tmp-*"))
 
 
-def test_difference_image_is_black_for_identical_pictures(tmp_path: Path) -> None:
-    a = tmp_path / "a.jpg"
-    a.write_bytes(render_thumbnail(_jpeg((120, 80)), 128))
+def test_a_read_only_cache_still_gives_thumbnails(tmp_path: Path, monkeypatch) -> None:
+    import lookalike.thumbnails as thumbs
+
+    def read_only(target: Path, data: bytes) -> None:
+        raise PermissionError(13, "Permission denied", str(target))
+
+    monkeypatch.setattr(thumbs, "_write_atomic", read_only)
+    data = _jpeg((300, 200))
+    path = tmp_path / "a.jpg"
+    path.write_bytes(data)
+    thumb = thumbnail_bytes(tmp_path / "cache", str(path), hashlib.sha256(data).hexdigest(), 128)
+    assert _size(thumb) == (128, 85)
+
+
+def test_difference_image_is_black_for_identical_pictures() -> None:
+    a = render_thumbnail(_jpeg((120, 80)), 128)
     with Image.open(io.BytesIO(difference_image(a, a))) as diff:
         assert diff.getextrema() == ((0, 0), (0, 0), (0, 0))

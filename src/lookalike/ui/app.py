@@ -337,10 +337,13 @@ def _exception_handlers(state: ReviewState) -> dict[Any, Callable[..., Any]]:
 
 
 def _status_of(exc: Exception) -> int:
+    from ..errors import DecodeError
     from ..review import FileChangedError, StaleGroupError
 
     if isinstance(exc, InputNotFoundError):
         return 404
+    if isinstance(exc, DecodeError):
+        return 422
     if isinstance(exc, (StaleGroupError, FileChangedError)):
         return 409
     return 400

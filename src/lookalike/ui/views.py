@@ -44,7 +44,7 @@ from .. import review
 from ..errors import ConfigError
 from ..records import RELATIONS
 from ..store import Store
-from ..thumbnails import SIZES, difference_image, display_bytes, thumbnail
+from ..thumbnails import SIZES, difference_image, display_bytes, thumbnail_bytes
 from . import queries
 from .app import (
     CSRF_FIELD,
@@ -343,9 +343,9 @@ class _Views:
         etag = f'"{ref.digest}-{size}"'
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
-        path = thumbnail(self.state.thumbs, ref.path, str(ref.digest), size)
+        data = thumbnail_bytes(self.state.thumbs, ref.path, str(ref.digest), size)
         return Response(
-            path.read_bytes(),
+            data,
             media_type="image/jpeg",
             headers={"ETag": etag, "Cache-Control": "private, no-cache"},
         )
@@ -363,8 +363,8 @@ class _Views:
     def diff(self, request: Request) -> Response:
         a, _ = self._servable(request.path_params["a"])
         b, _ = self._servable(request.path_params["b"])
-        ta = thumbnail(self.state.thumbs, a.path, str(a.digest), 1024)
-        tb = thumbnail(self.state.thumbs, b.path, str(b.digest), 1024)
+        ta = thumbnail_bytes(self.state.thumbs, a.path, str(a.digest), 1024)
+        tb = thumbnail_bytes(self.state.thumbs, b.path, str(b.digest), 1024)
         return Response(
             difference_image(ta, tb),
             media_type="image/png",
