@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -61,6 +61,9 @@ class RepeatSettings:
         max_scale: Largest scale change (per axis) between the two boxes of an object.
         max_shear: Largest off-diagonal term of the alignment (rotation or shear).
         min_correlation: Smallest ECC correlation of an alignment worth verifying.
+        aligned_shift_limit: ``shift_limit`` of the aligned check, in 128 px thumbnail
+            pixels: what is left after ECC is alignment error, not moved content (the plain
+            check keeps the engine's limit).
         verify: Limits of :func:`lookalike.verify.verify_pair`.
     """
 
@@ -71,7 +74,8 @@ class RepeatSettings:
     min_overlap: float = 0.7
     max_scale: float = 1.3
     max_shear: float = 0.05
-    min_correlation: float = 0.85
+    min_correlation: float = 0.7
+    aligned_shift_limit: float = 2.0
     verify: VerifySettings = VerifySettings()
 
 
@@ -160,19 +164,25 @@ class _Judge:
         self.crops = crops
         self.settings = settings
         self.verdicts: dict[tuple[int, int], Verdict] = {}
+        self.thorough: set[tuple[int, int]] = set()
         self.stats = {"plain": 0, "aligned": 0}
         self._prepared = lru_cache(maxsize=8192)(self._prepare)
 
     def _prepare(self, k: int) -> Prepared:
         return prepare_thumb(self.crops[k].features.thumb)
 
-    def __call__(self, i: int, j: int) -> Verdict:
+    def __call__(self, i: int, j: int, *, thorough: bool = False) -> Verdict:
+        """The verdict on crops ``i`` and ``j``; ``thorough`` tries the aligned check
+        whatever the descriptor similarity (for members already linked to a group)."""
         key = (min(i, j), max(i, j))
-        if key not in self.verdicts:
-            self.verdicts[key] = self._verify(*key)
-        return self.verdicts[key]
+        cached = self.verdicts.get(key)
+        if cached is None or (thorough and not cached.accepted and key not in self.thorough):
+            if thorough:
+                self.thorough.add(key)
+            cached = self.verdicts[key] = self._verify(*key, thorough=thorough)
+        return cached
 
-    def _verify(self, i: int, j: int) -> Verdict:
+    def _verify(self, i: int, j: int, *, thorough: bool) -> Verdict:
         a, b = self.crops[i], self.crops[j]
         s = self.settings
         if a.image == b.image and _iou(a.box, b.box) > _SAME_OBJECT_IOU:
@@ -183,7 +193,7 @@ class _Judge:
             prepared=(self._prepared(i), self._prepared(j)),
         )  # fmt: skip
         similarity = float(a.features.descriptor @ b.features.descriptor)
-        if plain.accepted or not s.align or similarity < s.align_similarity:
+        if plain.accepted or not s.align or (similarity < s.align_similarity and not thorough):
             return plain
         self.stats["aligned"] += 1
         aligned = verify_aligned_crops(a, b, s)
@@ -221,7 +231,8 @@ def verify_aligned_crops(
     fb = compute_features(np.ascontiguousarray(warped[r0:r1, c0:c1]))
     size_a = _part(a.size, overlap_a)
     size_b = _part(b.size, overlap_b)
-    verdict = verify_pair(fa, fb, size_a, size_b, settings.verify)
+    limits = replace(settings.verify, shift_limit=settings.aligned_shift_limit)
+    verdict = verify_pair(fa, fb, size_a, size_b, limits)
     evidence: dict[str, Any] = {
         **verdict.evidence,
         "method": "aligned crop",
@@ -295,7 +306,7 @@ def _split_by_representative(
         if len(component) < 2:
             continue
         rep, *others = sorted(component, key=lambda k: _rank(crops[k], k))
-        kept = [k for k in others if judge(rep, k).accepted]
+        kept = [k for k in others if judge(rep, k, thorough=True).accepted]
         left = [k for k in others if k not in set(kept)]
         if kept:
             out.append((rep, kept))
