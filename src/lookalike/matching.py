@@ -23,6 +23,7 @@ later as a view candidate pays only for the missing step.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -45,6 +46,7 @@ from .geometry import (
     textured,
 )
 from .index import knn_pairs
+from .executors import default_workers
 from .store import ImageRow
 from .verify import (
     Prepared,
@@ -63,11 +65,11 @@ MATCH_VERSION = 2  # bump when verdicts computed by older code must not be reuse
 class MatchSettings:
     """Knobs of candidate search and verification."""
 
-    neighbours: int = 10
-    min_descriptor_similarity: float = 0.6
+    neighbours: int = 5
+    min_descriptor_similarity: float = 0.75
     mirror: bool = True  # look for mirror images (relation ``mirror``)
     geometric: bool = True  # look for crops and rotations (alignment)
-    view_neighbours: int = 3
+    view_neighbours: int = 2
     min_view_similarity: float = 0.5
     verify: VerifySettings = VerifySettings()
     geometry: GeometryLimits = GeometryLimits()
@@ -376,10 +378,11 @@ def find_pairs(
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
     identity = _self_pairs(vectors, settings.neighbours, settings.min_descriptor_similarity, workers)
     linked = _Links()
-    _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False)
+    _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
+               workers=workers)  # fmt: skip
     for label, candidates in (("view_similarity", _views(rows, settings, vectors, workers)),
                               ("embedding_similarity", extra or {})):  # fmt: skip
-        _judge_all(rows, candidates, judge, found, linked, label, geometric=False)
+        _judge_all(rows, candidates, judge, found, linked, label, geometric=False, workers=workers)
         if settings.geometric and candidates:
             keys = [(rows[i].digest, rows[j].digest, _orientation(v)) for (i, j), (v, _) in candidates.items()]
             judge.screen_many([k for k in keys if not linked.same(k[0], k[1])])
@@ -432,8 +435,11 @@ def _judge_all(
     label: str,
     *,
     geometric: bool,
+    workers: int | None = None,
 ) -> None:
     order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    if not geometric:
+        _prefetch_identity(rows, order, judge, found, workers)
     for (i, j), (view, sim) in order:
         key = tuple(sorted((rows[i].digest, rows[j].digest)))
         if key in found or (geometric and linked.same(*key)):
@@ -445,6 +451,30 @@ def _judge_all(
                 pair.evidence.setdefault("view", view)
             found[key] = pair  # type: ignore[index]
             linked.link(*key)
+
+
+def _prefetch_identity(
+    rows: Sequence[ImageRow],
+    order: list[tuple[tuple[int, int], tuple[str, float]]],
+    judge: PairJudge,
+    found: dict[tuple[str, str], DigestPair],
+    workers: int | None,
+) -> None:
+    """Run whole-picture checks of independent candidates on worker threads.
+
+    They fill the judge's verdict cache; OpenCV and NumPy release the GIL for most of the
+    work. The caller's sequential pass then reads the cached verdicts.
+    """
+    n = workers if workers is not None else default_workers()
+    todo = [
+        (rows[i].digest, rows[j].digest, _orientation(view))
+        for (i, j), (view, _) in order
+        if tuple(sorted((rows[i].digest, rows[j].digest))) not in found
+    ]
+    if n < 2 or len(todo) < 64:
+        return
+    with ThreadPoolExecutor(n, thread_name_prefix="lookalike-verify") as pool:
+        list(pool.map(lambda t: judge.judge(t[0], t[1], geometric=False, mirror=t[2]), todo))
 
 
 def view_candidates(

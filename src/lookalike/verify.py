@@ -45,7 +45,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .features import Features, hamming
+from .features import Features, hamming, mirror_descriptor
 from .geometry import Alignment, GeometryLimits, compare_aligned, is_plausible
 
 SCORE_AT_LIMIT = 0.8
@@ -61,6 +61,8 @@ class VerifySettings:
     mad_limit: float = 0.04
     changed_limit: float = 0.03
     shift_limit: float = 0.6
+    min_descriptor_similarity: float = 0.7  # whole-picture copies measured >= 0.81
+    min_descriptor_similarity: float = 0.7  # whole-picture copies measured >= 0.81
     max_aspect_change: float = 0.06  # |log(aspect_a / aspect_b)| allowed without geometry
     # geometric matches: aligned to a fraction of a pixel, an edited copy differs from its
     # original by almost nothing, while a burst frame or another shot shows what moved
@@ -178,6 +180,13 @@ def verify_pair(
     if fa.is_flat or fb.is_flat:
         evidence["reason"] = "flat picture"
         return Verdict(False, 0.0, evidence)
+    if aspect > settings.max_aspect_change:
+        evidence["reason"] = "aspect ratio differs"
+        return Verdict(False, 0.0, evidence)
+    similarity = float(fa.descriptor @ (mirror_descriptor(fb.descriptor) if mirror else fb.descriptor))
+    if similarity < settings.min_descriptor_similarity:
+        evidence.update(descriptor_similarity=round(similarity, 4), reason="descriptors differ")
+        return Verdict(False, 0.0, evidence)
     if coarse is not None:
         ca, cb = coarse
         mad, changed = compare_prepared(ca, mirrored(cb) if mirror else cb)
@@ -197,9 +206,6 @@ def verify_pair(
         evidence["shift_px"] = round(shift, 3)
         dissimilarity = max(dissimilarity, shift / settings.shift_limit)
     score = round(score_from(dissimilarity), 4)
-    if aspect > settings.max_aspect_change:
-        evidence["reason"] = "aspect ratio differs"
-        return Verdict(False, score, evidence)
     return Verdict(score >= settings.min_score, score, evidence)
 
 
