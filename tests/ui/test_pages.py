@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from lookalike.cli_review import serve_command
 from lookalike.report import group_to_dict, summary
+from lookalike.store import Store, to_blob
 
 from .conftest import Client, Scanned, file_id
 
@@ -278,3 +279,35 @@ def test_serve_binds_loopback_on_a_free_port_and_prints_the_url(shared: Scanned)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def test_objects_page_reads_the_objects_view_of_the_objects_feature(
+    scanned: Scanned, client: Client
+) -> None:
+    objects = pytest.importorskip("lookalike.objects")
+    if not hasattr(objects, "create_tables"):
+        pytest.skip("this lookalike.objects writes no tables")
+    image = scanned.result.groups[0].keeper
+    with Store(scanned.db) as store:
+        objects.create_tables(store)
+        with store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO object_runs (id, annotations, format, started, status) "
+                "VALUES (1, 'ann.json', 'coco', 0, 'done')"
+            )
+            conn.execute(
+                "INSERT INTO object_findings (run_id, kind, reason, set_id, path_a, annotation_a, "
+                "label_a, box_a, action_a, path_b, annotation_b, label_b, box_b, action_b, "
+                "score, evidence) VALUES (1, 'duplicate', 'iou', 1, ?, '1', 'dog', "
+                "'[1, 2, 30, 20]', 'keep', ?, '2', 'dog', '[2, 2, 31, 21]', 'remove', 0.93, '{}')",
+                (to_blob(image), to_blob(image)),
+            )
+    doc = client.get("/objects.json").json()
+    assert doc["readable"] and doc["total_objects"] == 2
+    [entry] = doc["images"]
+    assert entry["path"] == image and entry["file_id"] == file_id(scanned, image)
+    assert sorted((o["box"], o["action"]) for o in entry["objects"]) == [
+        ([1, 2, 30, 20], "keep"),
+        ([2, 2, 31, 21], "remove"),
+    ]
+    assert 'class="box remove"' in client.get("/objects").text

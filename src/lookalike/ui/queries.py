@@ -349,6 +349,7 @@ _OBJECT_COLUMNS = {
     "file_id": ("file_id",),
     "label": ("label", "class", "category", "class_name"),
     "kind": ("kind", "relation", "problem"),
+    "reason": ("reason", "rule"),
     "set": ("group_id", "set_id", "duplicate_set", "pair_id", "dup_group", "group"),
     "action": ("action", "decision"),
     "score": ("iou", "score", "similarity"),
@@ -427,7 +428,7 @@ def _object(
     else:
         xyxy = [float(v) for v in json.loads(r[json_box])][:4]
     out = {"box": xyxy}
-    for key in ("label", "kind", "set", "action", "score"):
+    for key in ("label", "kind", "reason", "set", "action", "score"):
         col = pick[key]
         out[key] = r[col] if col else None
     return out
