@@ -68,6 +68,8 @@ def test_group_page_shows_members_side_by_side_with_evidence(
         for key in m.evidence:
             assert f"<th>{key}</th>" in text
     assert 'data-mode="diff"' in text and "/diff/" in text
+    for key in ("j / k", "x", "s", "n", "m", "g", "d", "?"):  # shortcuts documented on the page
+        assert f"<kbd>{key}</kbd>" in text
     doc = reader.get(f"/groups/{group.id}.json").json()
     assert {k: doc["group"][k] for k in group_to_dict(group)} == group_to_dict(group)
     keeper = doc["group"]["files"][group.keeper]
@@ -311,3 +313,18 @@ def test_objects_page_reads_the_objects_view_of_the_objects_feature(
         ([2, 2, 31, 21], "remove"),
     ]
     assert 'class="box remove"' in client.get("/objects").text
+
+
+def test_a_store_without_a_finished_scan_still_answers(tmp_path) -> None:
+    from lookalike.ui.app import create_app
+
+    Store(tmp_path / "empty.db").close()
+    app = create_app(tmp_path / "empty.db")
+    try:
+        client = Client(app)
+        for url in ("/", "/groups", "/groups.json", "/failures", "/objects", "/export.json"):
+            assert client.get(url).status_code == 200, url
+        assert "no finished scan" in client.get("/").text
+        assert client.get("/groups.json").json()["total"] == 0
+    finally:
+        app.state.review.close()

@@ -54,6 +54,20 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+SHORTCUTS = (
+    ("j / k", "next / previous group"),
+    ("h / l", "select previous / next image"),
+    ("x", "exclude the selected image"),
+    ("s", "keep the selected image (k is taken by 'previous')"),
+    ("u", "clear the selected image's mark"),
+    ("m", "make the selected image the keeper"),
+    ("n", "not a duplicate: the selected image is not a copy of the keeper"),
+    ("g", "exclude the whole group except its keeper"),
+    ("d", "compare the selected image with the keeper: overlay / difference / side by side"),
+    ("Enter", "open the selected group (groups page)"),
+    ("?", "show or hide this help"),
+)
+
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -131,6 +145,7 @@ def _environment() -> jinja2.Environment:
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
     env.filters["when"] = _when
     env.globals["qs"] = lambda params: urlencode(params)
+    env.globals["shortcuts"] = SHORTCUTS
     return env
 
 

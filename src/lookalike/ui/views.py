@@ -64,20 +64,6 @@ FAILURES_PER_PAGE = 100
 OBJECTS_PER_PAGE = 24
 PREVIEW_ROWS = 200
 
-SHORTCUTS = (
-    ("j / k", "next / previous group"),
-    ("h / l", "select previous / next image"),
-    ("x", "exclude the selected image"),
-    ("s", "keep the selected image (k is taken by 'previous')"),
-    ("u", "clear the selected image's mark"),
-    ("m", "make the selected image the keeper"),
-    ("n", "not a duplicate: the selected image is not a copy of the keeper"),
-    ("g", "exclude the whole group except its keeper"),
-    ("d", "compare the selected image with the keeper: overlay / difference / side by side"),
-    ("Enter", "open the selected group (groups page)"),
-    ("?", "show or hide this help"),
-)
-
 
 def routes(state: ReviewState) -> list[BaseRoute]:
     """Every route of the app, bound to ``state``."""
@@ -208,7 +194,6 @@ class _Views:
             sorts=list(queries.SORTS),
             per_pages=queries.PER_PAGE,
             nav="groups",
-            shortcuts=SHORTCUTS,
         )
 
     def group(self, request: Request) -> Response:
@@ -234,7 +219,6 @@ class _Views:
             g=view,
             nav="groups",
             cards=_cards(view),
-            shortcuts=SHORTCUTS,
             back=safe_next(request.query_params.get("back"), "/groups"),
         )
 
