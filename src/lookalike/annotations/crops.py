@@ -20,11 +20,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..decoding import DEFAULT_MAX_PIXELS, decode_image
 from ..errors import ConfigError, DecodeError
-from ..features import Features, compute_features
+from ..features import Features, compute_features, describe
 from .crossimage import find_object_crops
 from .records import Annotation, CropSkip, Dataset, ImageEntry, ObjectCrop
 
@@ -33,6 +34,10 @@ MIN_BOX_PX = 32
 CROP_PX = 32
 """Pixels the smallest compared box gets on its short side in the decoded picture."""
 _SIZE_TOLERANCE = 0.02  # relative aspect difference between declared and decoded size
+CENTRE_MARGIN = 16
+"""Thumbnail pixels (of 128) left out on each side by :func:`centre_descriptor`."""
+_FLAT = "the box holds a uniform patch"
+_PLAIN = "the middle of the box is uniform: a plain shape, too little detail to tell apart"
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,14 @@ class CropFeatures:
         image: Its image file.
         box: Crop box in integer pixels of the upright image (``left, top, right, bottom``).
         features: Features of the crop, as for a whole image.
+        centre: :func:`centre_descriptor` of the crop.
     """
 
     annotation: Annotation
     image: str
     box: tuple[int, int, int, int]
     features: Features
+    centre: np.ndarray
 
     @property
     def size(self) -> tuple[int, int]:
@@ -184,13 +191,27 @@ def _image_crops(
     for crop in kept:
         patch = _cut(gray, crop.box, fx, fy)
         features = compute_features(patch)
+        centre = centre_descriptor(features.thumb)
         if features.is_flat:
-            skips.append(
-                CropSkip(crop.annotation, path, "flat-crop", "the box holds a uniform patch")
-            )
+            skips.append(CropSkip(crop.annotation, path, "flat-crop", _FLAT))
+        elif not centre.any():
+            skips.append(CropSkip(crop.annotation, path, "plain-crop", _PLAIN))
         else:
-            featured.append(CropFeatures(crop.annotation, path, crop.box, features))
+            featured.append(CropFeatures(crop.annotation, path, crop.box, features, centre))
     return featured, skips
+
+
+def centre_descriptor(thumb: np.ndarray) -> np.ndarray:
+    """The descriptor of the middle 75 % of a crop's thumbnail (zeros when it is flat).
+
+    Box jitter moves the borders of a crop, not its middle, so two boxes of one object
+    have similar centre descriptors. A plain shape (a uniform disc or rectangle) has a flat
+    middle: it is left out as ``plain-crop``, since any two plain shapes of one outline
+    look alike to grayscale, tone-invariant features whatever their colours.
+    """
+    m = CENTRE_MARGIN
+    middle = thumb[m : thumb.shape[0] - m, m : thumb.shape[1] - m]
+    return describe(cv2.resize(middle, (32, 32), interpolation=cv2.INTER_AREA))
 
 
 def _draft_px(entry: ImageEntry, smallest: int, crop_px: int) -> int:

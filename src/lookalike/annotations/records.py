@@ -295,7 +295,7 @@ class Conflict:
 
 CropStatus = Literal[
     "featured", "missing-image-file", "invalid-box", "box-too-small", "image-unreadable",
-    "image-size-mismatch", "flat-crop",
+    "image-size-mismatch", "flat-crop", "plain-crop",
 ]  # fmt: skip
 """What happened to an annotation's crop: ``featured``, or why it was left out.
 
@@ -303,7 +303,8 @@ CropStatus = Literal[
 the details; ``box-too-small``: the short side is under the minimum even at full resolution;
 ``image-unreadable``: the image cannot be decoded; ``image-size-mismatch``: the image's
 shape differs from the size the annotations declare (so boxes cannot be placed);
-``flat-crop``: a uniform patch, which matches anything and so nothing."""
+``flat-crop``: a uniform patch, which matches anything and so nothing; ``plain-crop``: a
+plain shape whose middle is uniform (any two of one outline look alike in grayscale)."""
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,18 @@
 The crops of :mod:`.crops` go through the image engine's steps:
 
 1. **Candidates**: the ``neighbours`` nearest crop descriptors (:func:`lookalike.index.knn_pairs`).
-2. **Verification**: :func:`lookalike.verify.verify_pair` on the two crops' features. Two
-   people rarely draw the same box: edges move by a few pixels, which shifts and scales
-   the content of the crop and fails a whole-picture check made for pixel-aligned copies.
-   A candidate that fails it and whose descriptors are close gets a second chance: the
-   two 64 px thumbnails are aligned by ECC (an affine map limited to box jitter: scale
-   within ``max_scale``, almost no shear or rotation, at least ``min_overlap`` of each
-   crop shared), and ``verify_pair`` runs again on the shared part of both crops
-   (evidence ``"method": "aligned crop"``).
-   Two overlapping boxes of one image are one object boxed twice, left to the within-image
-   duplicate check, never a repeat.
+2. **Verification**: a candidate whose middles differ (the descriptors of the central 75 %
+   of both crops, which box jitter barely moves: :func:`.crops.centre_descriptor`) is
+   rejected at once; the others go to :func:`lookalike.verify.verify_pair` on the two
+   crops' features. Two people rarely draw the same box: edges move by a few pixels,
+   which shifts and scales the content of the crop and fails a whole-picture check made
+   for pixel-aligned copies. A pair that fails it gets a second chance: the two 64 px
+   thumbnails are aligned by ECC (an affine map limited to box jitter: scale within
+   ``max_scale``, almost no shear or rotation, at least ``min_overlap`` of each crop
+   shared), and ``verify_pair`` runs again on the shared part of both crops (evidence
+   ``"method": "aligned crop"``, with a looser ``shift`` limit: what is left after the
+   alignment is alignment error). Two overlapping boxes of one image are one object boxed
+   twice, left to the within-image duplicate check, never a repeat.
 3. **Groups**: connected components of the verified pairs; every member is then verified
    against the group's representative (its largest crop) and members that do not match it
    are split off and grouped again among themselves, as the image groups are.
@@ -56,7 +58,9 @@ class RepeatSettings:
         neighbours: Nearest descriptors examined per crop.
         min_similarity: Smallest descriptor cosine similarity of a candidate pair.
         align: Give candidates that fail the plain check a second, aligned chance.
-        align_similarity: Smallest descriptor similarity for the aligned check.
+        centre_similarity: Smallest similarity of two candidates' centre descriptors
+            (:func:`.crops.centre_descriptor`) for them to be verified at all; members of
+            a group are always verified against its representative.
         min_overlap: Share of each crop (per axis) the aligned crops must have in common.
         max_scale: Largest scale change (per axis) between the two boxes of an object.
         max_shear: Largest off-diagonal term of the alignment (rotation or shear).
@@ -70,7 +74,7 @@ class RepeatSettings:
     neighbours: int = 10
     min_similarity: float = 0.7
     align: bool = True
-    align_similarity: float = 0.8
+    centre_similarity: float = 0.8
     min_overlap: float = 0.7
     max_scale: float = 1.3
     max_shear: float = 0.05
@@ -187,13 +191,16 @@ class _Judge:
         s = self.settings
         if a.image == b.image and _iou(a.box, b.box) > _SAME_OBJECT_IOU:
             return Verdict(False, 0.0, {"reason": "overlapping boxes of one image"})
+        centre = float(a.centre @ b.centre)
+        if not thorough and centre < s.centre_similarity:
+            reason = "the middles of the two boxes differ"
+            return Verdict(False, 0.0, {"centre_similarity": round(centre, 4), "reason": reason})
         self.stats["plain"] += 1
         plain = verify_pair(
             a.features, b.features, a.size, b.size, s.verify,
             prepared=(self._prepared(i), self._prepared(j)),
         )  # fmt: skip
-        similarity = float(a.features.descriptor @ b.features.descriptor)
-        if plain.accepted or not s.align or (similarity < s.align_similarity and not thorough):
+        if plain.accepted or not s.align:
             return plain
         self.stats["aligned"] += 1
         aligned = verify_aligned_crops(a, b, s)
