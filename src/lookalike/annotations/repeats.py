@@ -12,9 +12,10 @@ The crops of :mod:`.crops` go through the image engine's steps:
    thumbnails are aligned by ECC (an affine map limited to box jitter: scale within
    ``max_scale``, almost no shear or rotation, at least ``min_overlap`` of each crop
    shared), and ``verify_pair`` runs again on the shared part of both crops (evidence
-   ``"method": "aligned crop"``, with a looser ``shift`` limit: what is left after the
-   alignment is alignment error). Two overlapping boxes of one image are one object boxed
-   twice, left to the within-image duplicate check, never a repeat.
+   ``"method": "aligned crop"``, with looser ``shift`` and aspect limits: what is left
+   after the alignment is alignment error). Against a group's representative, a failed
+   alignment is tried once more the other way round. Two overlapping boxes of one image
+   are one object boxed twice, left to the within-image duplicate check, never a repeat.
 3. **Groups**: connected components of the verified pairs; every member is then verified
    against the group's representative (its largest crop) and members that do not match it
    are split off and grouped again among themselves, as the image groups are.
@@ -68,6 +69,9 @@ class RepeatSettings:
         aligned_shift_limit: ``shift_limit`` of the aligned check, in 128 px thumbnail
             pixels: what is left after ECC is alignment error, not moved content (the plain
             check keeps the engine's limit).
+        aligned_aspect_change: ``max_aspect_change`` of the aligned check: the shared
+            parts' aspect ratios in image pixels, which carry the error of the estimated
+            scales (the plain check keeps the engine's limit).
         verify: Limits of :func:`lookalike.verify.verify_pair`.
     """
 
@@ -80,6 +84,7 @@ class RepeatSettings:
     max_shear: float = 0.05
     min_correlation: float = 0.7
     aligned_shift_limit: float = 2.0
+    aligned_aspect_change: float = 0.15
     verify: VerifySettings = VerifySettings()
 
 
@@ -204,6 +209,8 @@ class _Judge:
             return plain
         self.stats["aligned"] += 1
         aligned = verify_aligned_crops(a, b, s)
+        if thorough and (aligned is None or not aligned.accepted):
+            aligned = verify_aligned_crops(b, a, s)  # ECC may settle better the other way
         return aligned if aligned is not None and aligned.accepted else plain
 
 
@@ -238,7 +245,11 @@ def verify_aligned_crops(
     fb = compute_features(np.ascontiguousarray(warped[r0:r1, c0:c1]))
     size_a = _part(a.size, overlap_a)
     size_b = _part(b.size, overlap_b)
-    limits = replace(settings.verify, shift_limit=settings.aligned_shift_limit)
+    limits = replace(
+        settings.verify,
+        shift_limit=settings.aligned_shift_limit,
+        max_aspect_change=settings.aligned_aspect_change,
+    )
     verdict = verify_pair(fa, fb, size_a, size_b, limits)
     evidence: dict[str, Any] = {
         **verdict.evidence,
