@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lookalike import scan
 from lookalike.store import Store
+from lookalike.ui.queries import GroupQuery
 
 from .conftest import Client, Scanned, file_id
 
@@ -56,6 +57,8 @@ def test_change_keeper_shows_at_once_and_survives_a_rescan(
 ) -> None:
     group = next(g for g in scanned.result.groups if g.members)
     new = group.members[0]
+    index = client.app.state.review.index
+    builds = index.builds
     response = client.act(f"/groups/{group.id}/keeper", {"file": file_id(scanned, new.path)})
     assert response.json()["keeper"] == new.path
     now = client.get(f"/groups/{group.id}.json").json()["group"]
@@ -65,7 +68,15 @@ def test_change_keeper_shows_at_once_and_survives_a_rescan(
     assert members[group.keeper]["relation"] == new.relation
     assert members[group.keeper]["score"] == new.score
     listing = client.get("/groups.json?per_page=200").json()["groups"]
-    assert [g["keeper"] for g in listing if g["id"] == group.id] == [new.path]
+    [entry] = [g for g in listing if g["id"] == group.id]
+    assert entry["keeper"] == new.path
+    rows = {r["id"]: r for r in index.page(GroupQuery(per_page=200))[1]}
+    assert rows[group.id]["bytes"] == now["reclaimable_bytes"]  # the index row is current
+    assert index.builds == builds  # ... updated in place, not rebuilt
+    by_bytes = client.get("/groups.json?per_page=200&sort=bytes").json()["groups"]
+    assert [g["reclaimable_bytes"] for g in by_bytes] == sorted(
+        (g["reclaimable_bytes"] for g in by_bytes), reverse=True
+    )
     assert _marks(scanned.db)[new.path] == "keeper"
     result = scanned.rescan()
     [regrouped] = [g for g in result.groups if new.path in {g.keeper, *(m.path for m in g.members)}]

@@ -55,6 +55,19 @@ FROM groups g JOIN (
 """
 
 
+_BUILD_ONE_SQL = """
+INSERT INTO temp.review_groups
+SELECT g.id, g.relation, g.roots, s.n + 1, s.score, s.bytes, json_array_length(g.roots) > 1
+FROM groups g JOIN (
+    SELECT m.group_id AS gid, COUNT(*) AS n, MIN(m.score) AS score,
+           TOTAL(CASE WHEN m.reference THEN 0 ELSE COALESCE(f.size, 0) END) AS bytes
+    FROM members m LEFT JOIN files f ON f.path = m.path
+    WHERE m.group_id = ?
+    GROUP BY m.group_id
+) s ON s.gid = g.id
+"""
+
+
 @dataclass(frozen=True)
 class GroupQuery:
     """Filters, sort and page of the groups listing (the query string of ``/groups``)."""
@@ -107,6 +120,18 @@ class GroupIndex:
     def invalidate(self) -> None:
         """Forget the cached figures (call after this connection changed the groups)."""
         self.generation += 1
+
+    def refresh(self, group_id: int) -> None:
+        """Recompute one group's row after this connection changed that group only.
+
+        Commits of this connection leave ``data_version`` alone, so after updating the row
+        the signature is taken anew and the next :meth:`ensure` finds nothing to rebuild.
+        """
+        if self._seen is None or self._seen[1] != self.generation:
+            return  # not built yet (or already due for a rebuild): ensure() does it all
+        self.conn.execute("DELETE FROM temp.review_groups WHERE id = ?", (group_id,))
+        self.conn.execute(_BUILD_ONE_SQL, (group_id,))
+        self._signature = tuple(self.conn.execute(_SIGNATURE_SQL).fetchone())
 
     def ensure(self) -> None:
         """Rebuild the TEMP tables when the groups changed since the last build."""

@@ -401,7 +401,7 @@ class _Views:
         def work(store: Store, form: dict[str, str]) -> dict[str, Any]:
             ref = review.file_by_id(store, _int(form.get("file"), "file"))
             review.change_keeper(store, gid, ref.path)
-            self.state.index.invalidate()
+            self.state.index.refresh(gid)
             return {"group": gid, "keeper": ref.path}
 
         return await self._act(request, work, f"/groups/{gid}")
@@ -414,7 +414,7 @@ class _Views:
             other = form.get("other")
             other_path = review.file_by_id(store, _int(other, "other")).path if other else None
             removed = review.mark_not_duplicate(store, gid, ref.path, other=other_path)
-            self.state.index.invalidate()
+            self.state.index.refresh(gid)
             still = store.conn.execute("SELECT 1 FROM groups WHERE id = ?", (gid,)).fetchone()
             return {"group": gid, "removed": removed, "group_left": still is not None}
 
