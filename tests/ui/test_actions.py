@@ -221,3 +221,19 @@ def test_marks_made_while_a_scan_runs_survive_it(scanned: Scanned, client: Clien
         actions = {d.path: d.action for d in decide(store)}
     assert all(actions[p] == ("remove" if m == "exclude" else "keep") for p, m in expected.items())
     assert result.groups
+
+
+def test_the_group_index_notices_a_scan_between_two_of_its_own_changes(
+    scanned: Scanned, client: Client
+) -> None:
+    index = client.app.state.review.index
+    before = client.get("/groups.json?per_page=200").json()["total"]
+    with sqlite3.connect(scanned.db) as other:  # another connection drops a group
+        gid = other.execute("SELECT MAX(id) FROM groups").fetchone()[0]
+        other.execute("DELETE FROM members WHERE group_id = ?", (gid,))
+        other.execute("DELETE FROM groups WHERE id = ?", (gid,))
+    other.close()
+    group = scanned.result.groups[0]
+    client.act(f"/groups/{group.id}/keeper", {"file": file_id(scanned, group.members[0].path)})
+    assert client.get("/groups.json?per_page=200").json()["total"] == before - 1
+    assert index.page(GroupQuery(per_page=200))[0] == before - 1

@@ -127,8 +127,11 @@ class GroupIndex:
         Commits of this connection leave ``data_version`` alone, so after updating the row
         the signature is taken anew and the next :meth:`ensure` finds nothing to rebuild.
         """
-        if self._seen is None or self._seen[1] != self.generation:
-            return  # not built yet (or already due for a rebuild): ensure() does it all
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._seen != (version, self.generation):
+            # Not built yet, or another connection (a scan) committed since: rebuild all.
+            self.invalidate()
+            return
         self.conn.execute("DELETE FROM temp.review_groups WHERE id = ?", (group_id,))
         self.conn.execute(_BUILD_ONE_SQL, (group_id,))
         self._signature = tuple(self.conn.execute(_SIGNATURE_SQL).fetchone())
