@@ -445,10 +445,10 @@ CREATE INDEX IF NOT EXISTS object_findings_run ON object_findings(run_id, kind);
 _VIEW = """
 CREATE VIEW objects AS
 SELECT path, annotation_id, label, box, kind, reason, MIN(group_id) AS group_id,
-       CASE MAX(CASE action WHEN 'remove' THEN 3 WHEN 'missing' THEN 2 WHEN 'review' THEN 1
-                ELSE 0 END)
-            WHEN 3 THEN 'remove' WHEN 2 THEN 'missing' WHEN 1 THEN 'review' ELSE 'keep' END
-           AS action,
+       CASE MAX(CASE action WHEN 'remove' THEN 4 WHEN 'missing' THEN 3 WHEN 'review' THEN 2
+                WHEN 'keep' THEN 1 ELSE 0 END)
+            WHEN 4 THEN 'remove' WHEN 3 THEN 'missing' WHEN 2 THEN 'review' WHEN 1 THEN 'keep'
+            END AS action,
        MAX(score) AS score
 FROM (
     SELECT f.path_a AS path, f.annotation_a AS annotation_id, f.label_a AS label,

@@ -47,6 +47,7 @@ from .crops import CropFeatures
 from .records import ObjectCrop, ObjectGroup, ObjectMember, ObjectRelation
 
 _ALIGN_PX = 64
+_ECC_ITERATIONS = 15
 _SAME_OBJECT_IOU = 0.1  # boxes of one image overlapping more are one object (within-image check)
 _SCOPE_ORDER = {"across-images": 0, "same-image": 1, "near-duplicate-images": 2}
 
@@ -78,7 +79,7 @@ class RepeatSettings:
     neighbours: int = 10
     min_similarity: float = 0.7
     align: bool = True
-    centre_similarity: float = 0.8
+    centre_similarity: float = 0.85
     min_overlap: float = 0.7
     max_scale: float = 1.3
     max_shear: float = 0.05
@@ -265,7 +266,7 @@ def _ecc(ta: np.ndarray, tb: np.ndarray) -> tuple[np.ndarray | None, float]:
     """Affine map from ``ta``'s 64 px thumbnail to ``tb``'s (ECC), and its correlation."""
     small_a, small_b = _small(ta), _small(tb)
     warp = np.eye(2, 3, dtype=np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, _ECC_ITERATIONS, 1e-3)
     try:
         correlation, warp = cv2.findTransformECC(
             small_a, small_b, warp, cv2.MOTION_AFFINE, criteria, None, 1
