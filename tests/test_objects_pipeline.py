@@ -104,6 +104,28 @@ def test_tiny_and_flat_boxes_are_counted_not_lost(tmp_path: Path) -> None:
     }
 
 
+def test_boxes_are_read_on_the_upright_picture_of_exif_rotated_photos(tmp_path: Path) -> None:
+    logo, _ = make_photo(41, size=(96, 72))
+    upright, _ = make_photo(42, size=(320, 240))
+    upright.paste(logo, (150, 100))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: store the pixels turned back
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "r.jpg", quality=92, exif=exif)
+    other, _ = make_photo(43, size=(320, 240))
+    other.paste(logo.resize((120, 90)), (20, 30))
+    save_image(other, tmp_path / "o.jpg", quality=92)
+    coco = _coco(
+        tmp_path,
+        [
+            ("r.jpg", (320, 240), [(1, [150, 100, 96, 72])]),
+            ("o.jpg", (320, 240), [(1, [20, 30, 120, 90])]),
+        ],
+    )
+    result = find_object_duplicates(coco, db=tmp_path / "s.db")
+    (group,) = result.cross_image.object_groups
+    assert ids_of(group) == {1, 2} and group.members[0].relation == "different-image"
+
+
 # -- conflicts between near-duplicate images ----------------------------------------------
 
 
@@ -228,6 +250,31 @@ def test_store_tables_survive_a_rerun_without_duplicates(disagreeing) -> None:
     ]
     assert n == len(first.dataset.annotations) == len(again.dataset.annotations)
     assert again.counts() == first.counts()
+
+
+def test_a_store_scanned_from_a_parent_folder_is_read_not_rescanned(tmp_path: Path) -> None:
+    import lookalike
+
+    images, elsewhere = tmp_path / "data" / "images", tmp_path / "data" / "other"
+    images.mkdir(parents=True)
+    elsewhere.mkdir()
+    a, _ = make_photo(51, size=(400, 300))
+    save_image(a, images / "a.jpg", quality=92)
+    save_image(a.resize((300, 225), Image.LANCZOS), images / "b.jpg", quality=80)
+    z, _ = make_photo(52, size=(400, 300))
+    save_image(z, elsewhere / "z.jpg", quality=92)
+    save_image(z, elsewhere / "z_copy.jpg", quality=70)
+    db = tmp_path / "store.db"
+    scanned = lookalike.scan([tmp_path / "data"], db=db)
+    assert len(scanned.groups) == 2
+    small = [(1, [v * 0.75 for v in A_BOXES[0][1]])]
+    coco = _coco(tmp_path, [("a.jpg", (400, 300), A_BOXES[:1]), ("b.jpg", (300, 225), small)])
+    result = find_object_duplicates(coco, images_dir=images, db=db)
+    found = result.cross_image
+    assert found.groups_source == "store" and found.image_groups == 1
+    assert found.compared_pairs == 1 and found.conflicts == ()
+    with Store(db) as store:
+        assert len(store.load_groups()) == 2  # the wider scan's groups are untouched
 
 
 def test_the_review_ui_reads_the_objects_view(disagreeing) -> None:
