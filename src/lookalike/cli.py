@@ -213,18 +213,17 @@ def _sample_root() -> str:
     return str(root / "images")
 
 
-def _register_optional_commands() -> None:
-    try:
-        from .cli_objects import objects_command
-    except ImportError:
-        return
-    main.add_command(objects_command, "objects")
+def _register_subcommands() -> None:
+    """Add the commands that live in their own modules (objects, review and export).
+
+    Their heavy dependencies (the web stack) are imported only when a command runs.
+    """
+    from .cli_objects import objects_command
     from .cli_review import export_command, report_command, serve_command, undo_command
 
-    main.add_command(serve_command)
-    main.add_command(export_command)
-    main.add_command(undo_command)
-    main.add_command(report_command)
+    main.add_command(objects_command, "objects")
+    for command in (serve_command, export_command, undo_command, report_command):
+        main.add_command(command)
 
 
-_register_optional_commands()
+_register_subcommands()

@@ -8,6 +8,8 @@ subclass also inherits the matching builtin so ``except ValueError`` keeps worki
     ├── InputNotFoundError(FileNotFoundError)  a root or file the user named is missing
     ├── DecodeError(ValueError)            one image could not be read (becomes a Failure row)
     ├── AnnotationFormatError(ValueError)  a malformed annotation file (carries path and line)
+    ├── FileChangedError(ValueError)       a file's bytes changed since the scan recorded them
+    ├── StaleGroupError(ValueError)        a group or member named by a request is gone (re-scan)
     ├── StoreError(RuntimeError)           the SQLite store cannot be opened or written
     │   └── StoreVersionError              the store was written by an incompatible version
     ├── ExecutorError(RuntimeError)        a distributed/parallel backend failed as a whole
@@ -49,6 +51,17 @@ class AnnotationFormatError(LookalikeError, ValueError):
         super().__init__(message)
         self.path = path
         self.line = line
+
+
+class FileChangedError(LookalikeError, ValueError):
+    """A file's bytes are not those the scan recorded (edited, replaced or moved since).
+
+    Raised before lookalike serves, copies, moves or restores such a file.
+    """
+
+
+class StaleGroupError(LookalikeError, ValueError):
+    """A group or member named by a request is not in the store any more (a scan ran)."""
 
 
 class StoreError(LookalikeError, RuntimeError):

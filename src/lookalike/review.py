@@ -38,23 +38,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, InputNotFoundError, LookalikeError, StoreError
+from .errors import (
+    ConfigError,
+    FileChangedError,
+    InputNotFoundError,
+    LookalikeError,
+    StaleGroupError,
+    StoreError,
+)
 from .records import RELATIONS
 from .store import Store, from_blob, to_blob
 
 FILE_MARKS = ("exclude", "keep")
 """Marks a person sets on one file (``keeper`` goes through :func:`change_keeper`)."""
-
-
-class FileChangedError(LookalikeError, ValueError):
-    """A file's bytes are not those the scan recorded (edited, replaced or moved since).
-
-    Raised before lookalike serves, copies, moves or restores such a file.
-    """
-
-
-class StaleGroupError(LookalikeError, ValueError):
-    """A group or member named by a request is not in the store any more (a scan ran)."""
 
 
 @dataclass(frozen=True)

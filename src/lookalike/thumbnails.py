@@ -25,7 +25,7 @@ from PIL import Image, ImageChops, ImageOps
 
 from .decoding import DEFAULT_MAX_PIXELS
 from .errors import DecodeError, InputNotFoundError
-from .review import FileChangedError
+from .errors import FileChangedError
 
 SIZES = (128, 256, 512, 1024, 2048)
 """Thumbnail sizes (longest side, pixels); other sizes are refused so the cache stays small."""

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from lookalike.errors import DecodeError, InputNotFoundError
-from lookalike.review import FileChangedError
+from lookalike.errors import FileChangedError
 from lookalike.thumbnails import (
     cache_dir_for,
     cached_path,

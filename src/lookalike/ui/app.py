@@ -358,7 +358,7 @@ def _exception_handlers(state: ReviewState) -> dict[Any, Callable[..., Any]]:
 
 def _status_of(exc: Exception) -> int:
     from ..errors import DecodeError
-    from ..review import FileChangedError, StaleGroupError
+    from ..errors import FileChangedError, StaleGroupError
 
     if isinstance(exc, InputNotFoundError):
         return 404
