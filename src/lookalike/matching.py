@@ -145,8 +145,11 @@ class PairJudge:
         settings: MatchSettings,
         cached: Verdicts,
         pixel_digest_of: PixelDigestOf,
+        *,
+        workers: int | None = None,
     ) -> None:
         self.rows = {row.digest: row for row in rows}
+        self.workers = workers if workers is not None else default_workers()
         self.settings = settings
         self.cached = cached
         self.new: Verdicts = {}
@@ -181,6 +184,28 @@ class PairJudge:
             np.stack([fill, fill[:, ::-1]]),
         )
 
+    def warm(self, digests: Sequence[str], *, geometric: bool, workers: int | None = None) -> None:
+        """Prepare the per-image data of ``digests`` on worker threads, ahead of the pairs.
+
+        OpenCV and NumPy release the GIL for most of it, so this runs in parallel; later
+        look-ups hit the caches. Only as many images as the caches hold are prepared.
+        """
+        n = workers if workers is not None else self.workers
+        todo = list(dict.fromkeys(digests))[:4096]
+        if n < 2 or len(todo) < 32:
+            return
+
+        def prepare(digest: str) -> None:
+            if self.rows[digest].features.is_flat:
+                return
+            self._coarse(digest)
+            self._prepared(digest)
+            if geometric:
+                self._geo(digest)
+
+        with ThreadPoolExecutor(n, thread_name_prefix="lookalike-prepare") as pool:
+            list(pool.map(prepare, todo))
+
     def screen_many(self, pairs: Sequence[tuple[str, str, bool | None]]) -> None:
         """Screen ``(a, b, mirror)`` pairs whose geometry is still to be judged, in one batch
         (``mirror=None``: both orientations)."""
@@ -202,7 +227,7 @@ class PairJudge:
             index.setdefault(b, len(index))
         prepared = [self._geo(d) for d in index]
         tries = [(index[a], index[b], m) for a, b, ms in todo for m in ms]
-        screens = iter(screen_pairs(prepared, tries))
+        screens = iter(_screen_parallel(prepared, tries, self.workers))
         for a, b, ms in todo:
             self._screens[(a, b)] = {m: next(screens) for m in ms}
 
@@ -377,10 +402,14 @@ def find_pairs(
         return []
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
     identity = _self_pairs(vectors, settings.neighbours, settings.min_descriptor_similarity, workers)
+    views = _views(rows, settings, vectors, workers)
+    involved = {i for pair in (*identity, *views, *(extra or {})) for i in pair}
+    judge.warm([rows[i].digest for i in sorted(involved)], geometric=settings.geometric,
+               workers=workers)  # fmt: skip
     linked = _Links()
     _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
                workers=workers)  # fmt: skip
-    for label, candidates in (("view_similarity", _views(rows, settings, vectors, workers)),
+    for label, candidates in (("view_similarity", views),
                               ("embedding_similarity", extra or {})):  # fmt: skip
         _judge_all(rows, candidates, judge, found, linked, label, geometric=False, workers=workers)
         if settings.geometric and candidates:
@@ -451,6 +480,18 @@ def _judge_all(
                 pair.evidence.setdefault("view", view)
             found[key] = pair  # type: ignore[index]
             linked.link(*key)
+
+
+def _screen_parallel(
+    prepared: list[GeoPrepared], tries: list[tuple[int, int, bool]], workers: int
+) -> list[Screen]:
+    """:func:`screen_pairs` over chunks on worker threads (the FFTs release the GIL)."""
+    size = 256
+    chunks = [tries[k : k + size] for k in range(0, len(tries), size)]
+    if workers < 2 or len(chunks) < 2:
+        return screen_pairs(prepared, tries)
+    with ThreadPoolExecutor(workers, thread_name_prefix="lookalike-screen") as pool:
+        return [s for part in pool.map(lambda c: screen_pairs(prepared, c), chunks) for s in part]
 
 
 def _prefetch_identity(

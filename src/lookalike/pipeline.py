@@ -119,7 +119,7 @@ def scan(
         )
         store.forget_unseen(abs_roots, run_id)
         extracted = time.perf_counter()
-        result = _match_and_group(store, abs_roots, run_id, settings, workers, progress)
+        result = _match_and_group(store, abs_roots, run_id, settings, engine, workers, progress)
         store.finish_run(run_id)
     stats = {
         **counts,
@@ -245,6 +245,7 @@ def _match_and_group(
     roots: list[str],
     run_id: int,
     settings: ScanSettings,
+    engine: str,
     workers: int | None,
     progress: Any,
 ) -> dict[str, Any]:
@@ -269,11 +270,18 @@ def _match_and_group(
     for f in ok:
         paths_by_digest.setdefault(f["digest"], f["path"])
     key = settings.match.cache_key()
-    judge = PairJudge(rows, settings.match, store.load_verdicts(key), _pixel_digest_lookup(store, rows, paths_by_digest))
+    match_workers = 1 if engine == "serial" else workers
+    judge = PairJudge(
+        rows,
+        settings.match,
+        store.load_verdicts(key),
+        _pixel_digest_lookup(store, rows, paths_by_digest),
+        workers=match_workers,
+    )
     _report(progress, Stage.MATCH, 0, 1)
     blocked = store.not_duplicate_pairs()
     extra = _embedding_candidates(rows, ok, settings, workers)
-    found = find_pairs(rows, settings.match, judge, workers=workers, extra=extra)
+    found = find_pairs(rows, settings.match, judge, workers=match_workers, extra=extra)
     pairs = [p for p in found if (p.a, p.b) not in blocked]
     infos = [
         FileInfo(f["path"], f["root"], f["digest"], f["size"], f["width"], f["height"], bool(f["lossless"]))
