@@ -611,7 +611,9 @@ def _finding_rows(run_id: int, result: ObjectsResult, paths: _PathMap) -> Iterat
             acts = ["remove" if x.id in removed else "keep" for x in (p.a, p.b)]
         else:
             acts = ["review", "review"]
-        evidence = {"iou": p.iou, "containment": p.containment, "area_ratio": p.area_ratio}
+        evidence: dict[str, Any] = {
+            "iou": p.iou, "containment": p.containment, "area_ratio": p.area_ratio
+        }  # fmt: skip
         yield (
             run_id, p.kind, p.rule, sets.get(p.a.id), path, json.dumps(p.a.id), p.a.label,
             _box_json(p.a.box), acts[0], path, json.dumps(p.b.id), p.b.label, _box_json(p.b.box),

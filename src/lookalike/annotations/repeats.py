@@ -268,7 +268,7 @@ def _ecc(ta: np.ndarray, tb: np.ndarray) -> tuple[np.ndarray | None, float]:
     warp = np.eye(2, 3, dtype=np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, _ECC_ITERATIONS, 1e-3)
     try:
-        correlation, warp = cv2.findTransformECC(
+        correlation, warp = cv2.findTransformECC(  # type: ignore[call-overload]
             small_a, small_b, warp, cv2.MOTION_AFFINE, criteria, None, 1
         )
     except cv2.error:  # the iteration diverged or the pictures are too flat

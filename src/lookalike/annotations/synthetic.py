@@ -259,7 +259,9 @@ def write_repeated_objects(
         save_image(img, images_dir / name, quality=90)
         ids = _add_image(doc, name, img.size, boxes[k], kinds, groups, 1.0)
         if k < near_duplicates:
-            copy = img.resize((round(img.width * 0.8), round(img.height * 0.8)), Image.LANCZOS)
+            copy = img.resize(
+                (round(img.width * 0.8), round(img.height * 0.8)), Image.Resampling.LANCZOS
+            )
             names[name] = f"copy_{k:04d}.jpg"
             save_image(copy, images_dir / names[name], quality=75)
             twin = _add_image(doc, names[name], copy.size, boxes[k], kinds, groups, 0.8)
@@ -295,7 +297,7 @@ def _paste(
         x, y = int(gen.integers(0, photo.width - w)), int(gen.integers(0, photo.height - h))
         box = (float(x), float(y), float(x + w), float(y + h))
         if all(iou(box, other) == 0.0 for other in taken):
-            photo.paste(logo.resize((w, h), Image.LANCZOS), (x, y))
+            photo.paste(logo.resize((w, h), Image.Resampling.LANCZOS), (x, y))
             return box
     return None
 
