@@ -19,7 +19,11 @@ Reported:
 * seconds per stage (wall clock; ``total_cpu`` is the process CPU time, as the machine may
   be shared), and seconds per 1,000 boxes for the object work (crops + repeats).
 
-    python benchmarks/bench_objects.py [--images 200] [--seed 0] [--jitter 2] [--sweep]
+With ``--real``, the photos are the originals of the shared benchmark set
+(``shared/benchdata/public``, EXIF-rotated upright, at most 640 px), each with 3-6 random
+``region`` boxes as its distinct objects, and the logos are crops of other originals.
+
+    python benchmarks/bench_objects.py [--images 200] [--seed 0] [--jitter 2] [--sweep] [--real]
 """
 
 from __future__ import annotations
@@ -34,10 +38,29 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageOps
+
 from lookalike.annotations.records import ObjectGroup
 from lookalike.annotations.repeats import RepeatSettings
 from lookalike.annotations.synthetic import RepeatedObjectSet, write_repeated_objects
 from lookalike.objects import ObjectSettings, ObjectsResult, find_object_duplicates
+
+BENCHDATA = Path(__file__).resolve().parents[2] / "shared" / "benchdata" / "public"
+
+
+def real_photos(root: Path, limit: int) -> tuple[list[Image.Image], list[Image.Image]]:
+    """Up to ``limit`` originals of the shared set: backgrounds, and every 5th for logos."""
+    truth = json.loads((root / "truth.json").read_text())
+    variants = set(truth["variant_of"])
+    backgrounds, sources = [], []
+    for n, name in enumerate(p for p in sorted(truth["images"]) if p not in variants):
+        if n >= limit:
+            break
+        with Image.open(root / name) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            im.thumbnail((640, 640))
+        (sources if n % 5 == 4 else backgrounds).append(im)
+    return backgrounds, sources
 
 
 def pairs_of(groups: list[frozenset[Any]]) -> set[tuple[Any, Any]]:
@@ -115,7 +138,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sweep", action="store_true", help="also try other thresholds")
     parser.add_argument("--json", dest="json_path", help="write the figures as JSON")
+    parser.add_argument(
+        "--real", action="store_true", help="real photos of the shared set as backgrounds"
+    )
     args = parser.parse_args()
+    backgrounds, sources = real_photos(BENCHDATA, args.images) if args.real else ([], [])
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         truth = write_repeated_objects(
@@ -127,6 +154,8 @@ def main() -> None:
                 args.near_duplicates if args.near_duplicates is not None else args.images // 20
             ),
             jitter_px=args.jitter,
+            backgrounds=backgrounds,
+            logo_sources=sources,
         )
         print(f"built the set in {time.perf_counter() - t0:.1f} s")
         variants: list[tuple[str, ObjectSettings]] = [("default", ObjectSettings())]

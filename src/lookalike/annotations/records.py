@@ -358,7 +358,8 @@ class ObjectGroup:
 
     Attributes:
         id: 1-based number, in report order.
-        representative: The largest crop of the group, as :class:`ObjectCrop`.
+        representative: The crop verified against the most others of the group (then
+            the largest), as :class:`ObjectCrop`.
         members: The other boxes, each verified against the representative.
         scope: ``"across-images"`` when a member is in a different picture (what the report
             is about), ``"same-image"`` when the repeats are only inside the representative's

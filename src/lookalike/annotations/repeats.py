@@ -17,8 +17,9 @@ The crops of :mod:`.crops` go through the image engine's steps:
    alignment is tried once more the other way round. Two overlapping boxes of one image
    are one object boxed twice, left to the within-image duplicate check, never a repeat.
 3. **Groups**: connected components of the verified pairs; every member is then verified
-   against the group's representative (its largest crop) and members that do not match it
-   are split off and grouped again among themselves, as the image groups are.
+   against the group's representative (the crop verified against the most others, then the
+   largest) and members that do not match it are split off and grouped again among
+   themselves, as the image groups are.
 
 Each member is labelled by where it sits relative to the representative (see
 :data:`~lookalike.annotations.records.ObjectRelation`): in a ``different-image`` (a
@@ -317,14 +318,20 @@ def _split_by_representative(
     adjacency: dict[int, set[int]],
     judge: _Judge,
 ) -> list[tuple[int, list[int]]]:
-    """Pick the representative, keep the crops verified against it, regroup the rest."""
+    """Pick the representative, keep the crops verified against it, regroup the rest.
+
+    The representative is the crop verified against the most others of the component
+    (then the largest): the one most likely to verify against every member.
+    """
     out = []
     pending = [members]
     while pending:
         component = pending.pop()
         if len(component) < 2:
             continue
-        rep, *others = sorted(component, key=lambda k: _rank(crops[k], k))
+        inside = set(component)
+        degree = {k: len(adjacency.get(k, set()) & inside) for k in component}
+        rep, *others = sorted(component, key=lambda k: (-degree[k], *_rank(crops[k], k)))
         kept = [k for k in others if judge(rep, k, thorough=True).accepted]
         left = [k for k in others if k not in set(kept)]
         if kept:

@@ -12,7 +12,7 @@ deterministic for a given seed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,6 +223,8 @@ def write_repeated_objects(
     near_duplicates: int = 0,
     size: tuple[int, int] = (480, 360),
     jitter_px: float = 2.0,
+    backgrounds: Sequence[Image.Image] = (),
+    logo_sources: Sequence[Image.Image] = (),
 ) -> RepeatedObjectSet:
     """Write images with drawn objects plus pasted repeated objects, annotated in COCO.
 
@@ -232,19 +234,30 @@ def write_repeated_objects(
     with every box edge moved by up to ``jitter_px`` (as a person draws it). The first
     ``near_duplicates`` images also get a near-duplicate copy (80% size, JPEG q 75) whose
     boxes are scaled accordingly. Images are JPEG q 90; everything follows from ``rng``.
+
+    With ``backgrounds`` (real photos, say), those are the images instead, each with 3-6
+    random ``region`` boxes as its distinct objects; with ``logo_sources``, logos are
+    crops of those pictures (no two overlapping) instead of generated ones.
     """
     from lookalike.testing import make_photo, save_image
 
     gen = make_rng(rng)
     images_dir = Path(root) / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    photos = [make_photo(int(gen.integers(1 << 31)), size=size) for _ in range(images)]
-    kinds = ["rectangle", "ellipse", "polygon", "logo"]
-    boxes: list[list[tuple[str, Box, int | None]]] = [
-        [(s.label, s.box, None) for s in shapes if _side(s.box) >= 16] for _, shapes in photos
-    ]
+    kinds = ["rectangle", "ellipse", "polygon", "logo", "region"]
+    boxes: list[list[tuple[str, Box, int | None]]]
+    if backgrounds:
+        photos = [(img.convert("RGB"), _regions(img.size, gen)) for img in backgrounds]
+        boxes = [[("region", b, None) for b in regions] for _, regions in photos]
+    else:
+        drawn = [make_photo(int(gen.integers(1 << 31)), size=size) for _ in range(images)]
+        photos = [(img, [s.box for s in shapes]) for img, shapes in drawn]
+        boxes = [
+            [(s.label, s.box, None) for s in shapes if _side(s.box) >= 16] for _, shapes in drawn
+        ]
+    images = len(photos)
     for m in range(objects):
-        logo, _ = make_photo(int(gen.integers(1 << 31)), size=_logo_size(gen))
+        logo = _logo(gen, logo_sources, m)
         count = int(gen.integers(copies[0], copies[1] + 1))
         for k in gen.choice(images, size=min(count, images), replace=False).tolist():
             placed = _paste(photos[k][0], logo, gen, [b for _, b, o in boxes[k] if o is not None])
@@ -276,6 +289,39 @@ def write_repeated_objects(
 
 def _side(box: Box) -> float:
     return min(box[2] - box[0], box[3] - box[1])
+
+
+def _regions(size: tuple[int, int], gen: np.random.Generator) -> list[Box]:
+    """3-6 random boxes of 10-35 % of the image side (distinct parts of a real photo)."""
+    w, h = size
+    out = []
+    for _ in range(int(gen.integers(3, 7))):
+        bw, bh = gen.uniform(0.1, 0.35) * w, gen.uniform(0.1, 0.35) * h
+        x, y = gen.uniform(0, w - bw), gen.uniform(0, h - bh)
+        out.append((round(x, 2), round(y, 2), round(x + bw, 2), round(y + bh, 2)))
+    return out
+
+
+def _logo(gen: np.random.Generator, sources: Sequence[Image.Image], m: int) -> Image.Image:
+    """A generated photo-like logo, or a crop of ``sources`` that no other logo overlaps.
+
+    Logo ``m`` is cut from source ``m % len(sources)``, inside quadrant
+    ``m // len(sources) % 4`` of it, so two logos never show the same pixels.
+    """
+    from lookalike.testing import make_photo
+
+    if not sources:
+        seed = int(gen.integers(1 << 31))
+        return make_photo(seed, size=_logo_size(gen))[0]
+    w, h = _logo_size(gen)
+    src = sources[m % len(sources)].convert("RGB")
+    quadrant = m // len(sources) % 4
+    qw, qh = src.width // 2, src.height // 2
+    left, top = (quadrant % 2) * qw, (quadrant // 2) * qh
+    cw, ch = min(qw, w * 2), min(qh, h * 2)
+    x = left + int(gen.integers(0, qw - cw + 1))
+    y = top + int(gen.integers(0, qh - ch + 1))
+    return src.crop((x, y, x + cw, y + ch)).resize((w, h), Image.Resampling.LANCZOS)
 
 
 def _jitter(box: Box, gen: np.random.Generator, px: float) -> Box:
