@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +224,17 @@ def test_geometric_matches_and_unannotated_images_are_skipped_with_a_reason(disa
         "geometric match (geometry): boxes not mapped through it",
         "not-annotated: x.jpg",
     ]
+
+
+def test_images_spread_over_the_whole_disk_are_not_scanned_unasked(tmp_path: Path) -> None:
+    elsewhere = str(Path(sys.executable).resolve())  # a file outside the temporary folder
+    assert os.path.commonpath([elsewhere, str(tmp_path)]) == os.sep
+    coco = _coco(tmp_path, [(elsewhere, (10, 10), []), ("a.jpg", (320, 240), A_BOXES)])
+    save_image(make_photo(61, size=(320, 240))[0], tmp_path / "a.jpg")
+    result = find_object_duplicates(coco)
+    assert result.cross_image is None and result.store is None
+    assert result.not_run.startswith("the annotated images share no folder narrower than")
+    assert "pass --images DIR" in result.to_dict()["cross_image"]["reason"]
 
 
 # -- the store ----------------------------------------------------------------------------

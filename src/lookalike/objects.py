@@ -215,10 +215,8 @@ def find_object_duplicates(
     clock.lap("within_image")
     found, not_run, store_path = None, "--no-cross-image" if not cross_image else "", None
     if cross_image:
-        root = _images_root(dataset, images_dir)
-        if root is None:
-            not_run = "no annotated image was found on disk"
-        else:
+        root, not_run = _images_root(dataset, images_dir)
+        if root is not None:
             store_path = os.fspath(db) if db is not None else os.fspath(default_store_path([root]))
             found = _cross_image(dataset, root, store_path, settings, workers, progress, clock)
     elif db is not None:
@@ -242,12 +240,26 @@ class _Clock:
         self._last = now
 
 
-def _images_root(dataset: Dataset, images_dir: str | os.PathLike[str] | None) -> str | None:
-    """The folder to scan: ``images_dir``, else the deepest folder holding every image."""
+def _images_root(
+    dataset: Dataset, images_dir: str | os.PathLike[str] | None
+) -> tuple[str | None, str]:
+    """The folder to scan: ``images_dir``, else the deepest folder holding every image.
+
+    Returns the folder, or ``None`` and why there is none to scan: no image on disk, or
+    images spread so widely that their common folder is a file-system root or the home
+    folder (too much to scan unasked).
+    """
     if images_dir is not None:
-        return os.path.abspath(images_dir)
+        return os.path.abspath(images_dir), ""
     folders = {os.path.dirname(os.path.abspath(e.path)) for e in dataset.images.values() if e.path}
-    return os.path.commonpath(sorted(folders)) if folders else None
+    if not folders:
+        return None, "no annotated image was found on disk"
+    root = os.path.commonpath(sorted(folders))
+    if os.path.dirname(root) == root or root == os.path.expanduser("~"):
+        return None, (
+            f"the annotated images share no folder narrower than {root!r}; pass --images DIR"
+        )
+    return root, ""
 
 
 # -- cross-image checks ------------------------------------------------------------------
