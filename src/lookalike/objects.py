@@ -132,6 +132,8 @@ class ObjectsResult:
         cross_image: What the cross-image checks found; ``None`` when they did not run.
         not_run: Why the cross-image checks did not run (``""`` when they did).
         store: The store the results were written to, or ``None``.
+        timings: Wall-clock seconds per step (``within_image``, ``image_groups``,
+            ``conflicts``, ``crops``, ``repeats``, ``store``).
     """
 
     dataset: Dataset
