@@ -9,6 +9,7 @@ are cached. Results are committed in small batches, so an interrupted scan resum
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -271,11 +272,12 @@ def _match_and_group(
         paths_by_digest.setdefault(f["digest"], f["path"])
     key = settings.match.cache_key()
     match_workers = 1 if engine == "serial" else workers
+    pixel_digests = _PixelDigests(rows, paths_by_digest)
     judge = PairJudge(
         rows,
         settings.match,
         store.load_verdicts(key),
-        _pixel_digest_lookup(store, rows, paths_by_digest),
+        pixel_digests,
         workers=match_workers,
     )
     _report(progress, Stage.MATCH, 0, 1)
@@ -301,6 +303,7 @@ def _match_and_group(
 
     groups = build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy)
     store.save_verdicts(key, [(a, b, *v) for (a, b), v in judge.new.items()])
+    pixel_digests.save(store)
     file_pairs = _file_pairs(pairs, ok)
     store.replace_groups(run_id, groups, file_pairs, fingerprint=fingerprint)
     _report(progress, Stage.MATCH, 1, 1)
@@ -336,21 +339,34 @@ def _embedding_candidates(
     return embedding_candidates(digests, vectors, settings.embeddings, workers=workers)
 
 
-def _pixel_digest_lookup(store: Store, rows: Sequence[Any], paths: dict[str, str]) -> Any:
-    known = {r.digest: r.pixel_digest for r in rows if r.pixel_digest}
+class _PixelDigests:
+    """Full-resolution pixel digests computed on demand (thread-safe).
 
-    def lookup(digest: str) -> str | None:
-        if digest in known:
-            return known[digest]
-        try:
-            value = decode_full_pixels(read_bytes(paths[digest]))
-        except (OSError, DecodeError):
-            return None
-        known[digest] = value
-        store.set_pixel_digest(digest, value)
-        return value
+    New digests are kept in memory and written to the store by :meth:`save`, from the
+    thread that owns the store connection.
+    """
 
-    return lookup
+    def __init__(self, rows: Sequence[Any], paths: dict[str, str]) -> None:
+        self.known: dict[str, str] = {r.digest: r.pixel_digest for r in rows if r.pixel_digest}
+        self.new: dict[str, str] = {}
+        self.paths = paths
+        self._lock = threading.Lock()
+
+    def __call__(self, digest: str) -> str | None:
+        with self._lock:
+            if digest in self.known:
+                return self.known[digest]
+            try:
+                value = decode_full_pixels(read_bytes(self.paths[digest]))
+            except (OSError, DecodeError):
+                return None
+            self.known[digest] = self.new[digest] = value
+            return value
+
+    def save(self, store: Store) -> None:
+        for digest, value in self.new.items():
+            store.set_pixel_digest(digest, value)
+        self.new.clear()
 
 
 def _file_pairs(pairs: Sequence[Any], ok: list[dict[str, Any]]) -> tuple[Pair, ...]:
