@@ -96,8 +96,17 @@ def test_eval_prints_scores(runner, dataset, tmp_path) -> None:
     dataset.to_json(truth)
     result = runner.invoke(
         main,
-        ["eval", "--truth", str(truth), str(dataset.root), "--db", str(tmp_path / "s.db"), "-q",
-         "--json", str(tmp_path / "scores.json")],
+        [
+            "eval",
+            "--truth",
+            str(truth),
+            str(dataset.root),
+            "--db",
+            str(tmp_path / "s.db"),
+            "-q",
+            "--json",
+            str(tmp_path / "scores.json"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "precision 1.0000" in result.output

@@ -43,8 +43,14 @@ def test_preprocess_normalises_in_the_model_channel_order() -> None:
     rgb[..., 0] = 255
     spec = ModelSpec("m.onnx", input_size=4, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     x = preprocess(rgb, spec)
-    assert x.shape == (3, 4, 4) and x[0].min() == pytest.approx(1.0) and x[2].max() == pytest.approx(-1.0)
-    bgr = preprocess(rgb, ModelSpec("m.onnx", input_size=4, channels="bgr", mean=(0.5,) * 3, std=(0.5,) * 3))
+    assert (
+        x.shape == (3, 4, 4)
+        and x[0].min() == pytest.approx(1.0)
+        and x[2].max() == pytest.approx(-1.0)
+    )
+    bgr = preprocess(
+        rgb, ModelSpec("m.onnx", input_size=4, channels="bgr", mean=(0.5,) * 3, std=(0.5,) * 3)
+    )
     assert bgr[2].min() == pytest.approx(1.0)
 
 
@@ -95,9 +101,13 @@ def test_scan_with_a_model_adds_candidates_and_keeps_results(tmp_path) -> None:
     write_dataset(tmp_path / "images", n_originals=3, n_distractors=1, n_hard_negatives=0)
     args = ["scan", str(tmp_path / "images"), "--db", str(tmp_path / "s.db"), "-q", "--json", "-"]
     plain = CliRunner().invoke(main, args)
-    learned = CliRunner().invoke(main, [*args, "--model", str(tmp_path / "tiny.onnx"), "--model-input-size", "32"])
+    learned = CliRunner().invoke(
+        main, [*args, "--model", str(tmp_path / "tiny.onnx"), "--model-input-size", "32"]
+    )
     assert plain.exit_code == 0 and learned.exit_code == 0, learned.output
     import json
 
-    groups = lambda out: [sorted([g["keeper"], *(m["path"] for m in g["members"])]) for g in json.loads(out)["groups"]]  # noqa: E731
+    groups = lambda out: [
+        sorted([g["keeper"], *(m["path"] for m in g["members"])]) for g in json.loads(out)["groups"]
+    ]  # noqa: E731
     assert groups(learned.output) == groups(plain.output)

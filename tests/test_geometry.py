@@ -89,8 +89,15 @@ def test_generated_crops_rotations_and_mirrors_are_found(geometric_set, tmp_path
     assert scores["hard_negatives_flagged"] <= 1
     relations = {m.relation for g in result.groups for m in g.members}
     assert "mirror" in relations
-    geometric = [m.evidence for g in result.groups for m in g.members if "geometry" in m.evidence.get("method", "")]
-    assert geometric and all({"angle_deg", "scale", "ecc_correlation", "mad", "changed"} <= set(e) for e in geometric)
+    geometric = [
+        m.evidence
+        for g in result.groups
+        for m in g.members
+        if "geometry" in m.evidence.get("method", "")
+    ]
+    assert geometric and all(
+        {"angle_deg", "scale", "ecc_correlation", "mad", "changed"} <= set(e) for e in geometric
+    )
 
 
 def test_no_mirror_drops_mirror_images(geometric_set, tmp_path) -> None:
@@ -98,7 +105,9 @@ def test_no_mirror_drops_mirror_images(geometric_set, tmp_path) -> None:
     from lookalike.pipeline import ScanSettings
 
     settings = ScanSettings(match=preset_settings("balanced", mirror=False))
-    result = lookalike.scan([geometric_set / "images"], db=tmp_path / "s.db", workers=1, settings=settings)
+    result = lookalike.scan(
+        [geometric_set / "images"], db=tmp_path / "s.db", workers=1, settings=settings
+    )
     assert all(m.relation != "mirror" for g in result.groups for m in g.members)
 
 
@@ -108,6 +117,10 @@ def test_a_rescan_verifies_nothing_again(geometric_set, tmp_path, monkeypatch) -
 
     calls = []
     original = matching.PairJudge._verify
-    monkeypatch.setattr(matching.PairJudge, "_verify", lambda self, *a, **k: calls.append(a) or original(self, *a, **k))
+    monkeypatch.setattr(
+        matching.PairJudge,
+        "_verify",
+        lambda self, *a, **k: calls.append(a) or original(self, *a, **k),
+    )
     lookalike.scan([geometric_set / "images"], db=tmp_path / "s.db", workers=1)
     assert calls == []

@@ -19,8 +19,15 @@ class _Pair:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def _file(name: str, digest: str, *, pixels: int = 100, size: int = 10, lossless: bool = False,
-          root: str = "/r") -> FileInfo:
+def _file(
+    name: str,
+    digest: str,
+    *,
+    pixels: int = 100,
+    size: int = 10,
+    lossless: bool = False,
+    root: str = "/r",
+) -> FileInfo:
     return FileInfo(f"{root}/{name}", root, digest, size, pixels, 1, lossless)
 
 
@@ -39,7 +46,9 @@ def test_a_chain_is_split_so_every_member_matches_its_keeper() -> None:
 
 
 def test_leftovers_of_a_split_are_regrouped_among_themselves() -> None:
-    files = [_file(n, n.upper(), pixels=p) for n, p in [("a", 400), ("b", 300), ("c", 200), ("d", 100)]]
+    files = [
+        _file(n, n.upper(), pixels=p) for n, p in [("a", 400), ("b", 300), ("c", 200), ("d", 100)]
+    ]
     matches = {frozenset("AB"), frozenset("BC"), frozenset("CD")}
     edges = [("A", "B"), ("B", "C"), ("C", "D")]
     groups = build_groups(files, edges, _judge(matches))
@@ -78,7 +87,8 @@ def test_byte_copies_are_exact_members() -> None:
 @given(
     st.integers(1, 30).flatmap(
         lambda n: st.tuples(
-            st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=60)
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=60),
         )
     )
 )

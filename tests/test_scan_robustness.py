@@ -30,7 +30,9 @@ def _rel(root: Path, path: str) -> str:
 
 def test_every_zoo_file_is_accounted_for_exactly_once(zoo, zoo_result) -> None:
     root, expected = zoo
-    featured = {_rel(root, r) for g in zoo_result.groups for r in [g.keeper, *(m.path for m in g.members)]}
+    featured = {
+        _rel(root, r) for g in zoo_result.groups for r in [g.keeper, *(m.path for m in g.members)]
+    }
     failed = {_rel(root, f.path): f for f in zoo_result.failures}
     skipped = {_rel(root, f.path) for f in zoo_result.skipped}
     assert zoo_result.images + len(failed) + len(skipped) == len(expected)

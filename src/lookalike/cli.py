@@ -17,51 +17,133 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import LookalikeError
+from .cli_errors import fail_on_library_errors
 
 EXIT_FAILURES = 3
-
-
-def _fail_on_library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into ``Error: ...`` lines and exit code 1."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LookalikeError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except KeyboardInterrupt:
-            click.echo("Interrupted; finished work is kept in the store. Re-run to resume.", err=True)
-            sys.exit(130)
-
-    return wrapper
 
 
 def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that runs a scan."""
     options = [
-        click.option("--db", type=click.Path(dir_okay=False), help="SQLite store (default: a file under ~/.cache/lookalike/stores, or $LOOKALIKE_DB)."),
-        click.option("--include", multiple=True, metavar="GLOB", help="Only scan paths matching GLOB (relative to the root; repeatable)."),
-        click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching GLOB (repeatable)."),
+        click.option(
+            "--db",
+            type=click.Path(dir_okay=False),
+            help="SQLite store (default: a file under ~/.cache/lookalike/stores, or $LOOKALIKE_DB).",
+        ),
+        click.option(
+            "--include",
+            multiple=True,
+            metavar="GLOB",
+            help="Only scan paths matching GLOB (relative to the root; repeatable).",
+        ),
+        click.option(
+            "--exclude",
+            multiple=True,
+            metavar="GLOB",
+            help="Skip paths matching GLOB (repeatable).",
+        ),
         click.option("--include-hidden", is_flag=True, help="Scan hidden files and folders too."),
-        click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected)."),
-        click.option("--reference", multiple=True, type=click.Path(file_okay=False), metavar="ROOT", help="A root whose files are always preferred as keepers and never proposed for removal (repeatable)."),
-        click.option("--keeper-rule", "keeper_rules", multiple=True, type=click.Choice(["pixels", "lossless", "size", "shortest-path"]), help="Keeper policy, in order (repeatable). Default: pixels, lossless, size, shortest-path."),
-        click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=None, help="Similarity a near-duplicate needs, in [0, 1] (default: the preset's, 0.8 for balanced). Lower finds more, higher is stricter."),
-        click.option("--preset", type=click.Choice(["strict", "balanced", "loose"]), default="balanced", show_default=True, help="Precision/recall trade-off (min score and geometry limits; measured in docs/quality.md)."),
-        click.option("--no-mirror", is_flag=True, help="Do not report mirror images (relation 'mirror')."),
-        click.option("--model", type=click.Path(dir_okay=False), default=None, metavar="PATH.onnx", help="ONNX model whose embeddings propose extra candidates (needs the embeddings extra). Names are not downloaded."),
-        click.option("--model-input-size", type=click.IntRange(8), default=224, show_default=True, help="Side of the square input the model expects."),
-        click.option("--model-mean", default="0.485,0.456,0.406", show_default=True, metavar="R,G,B", help="Per-channel mean subtracted from [0, 1] pixels."),
-        click.option("--model-std", default="0.229,0.224,0.225", show_default=True, metavar="R,G,B", help="Per-channel standard deviation pixels are divided by."),
-        click.option("--model-channels", type=click.Choice(["rgb", "bgr"]), default="rgb", show_default=True, help="Channel order of the model's input."),
-        click.option("--embeddings", "embeddings_file", type=click.Path(dir_okay=False), default=None, metavar="FILE", help="Precomputed embeddings: FILE.npy with FILE.npy.paths.txt (one path per row), or FILE.npz with arrays paths and embeddings."),
-        click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this (decompression bombs)."),
-        click.option("--engine", type=click.Choice(["local", "threads", "processes", "serial", "dask"]), default="local", show_default=True, help="Where decoding runs ('dask' needs the dask extra)."),
-        click.option("--workers", type=click.IntRange(1), default=None, help="Parallel workers (default: usable CPUs); with --engine dask, the processes of a local cluster."),
-        click.option("--scheduler", metavar="ADDRESS", default=None, help="Dask scheduler to run on, e.g. tcp://HOST:8786 (with --engine dask; default: a local cluster)."),
+        click.option(
+            "--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected)."
+        ),
+        click.option(
+            "--reference",
+            multiple=True,
+            type=click.Path(file_okay=False),
+            metavar="ROOT",
+            help="A root whose files are always preferred as keepers and never proposed for removal (repeatable).",
+        ),
+        click.option(
+            "--keeper-rule",
+            "keeper_rules",
+            multiple=True,
+            type=click.Choice(["pixels", "lossless", "size", "shortest-path"]),
+            help="Keeper policy, in order (repeatable). Default: pixels, lossless, size, shortest-path.",
+        ),
+        click.option(
+            "--min-score",
+            type=click.FloatRange(0.0, 1.0),
+            default=None,
+            help="Similarity a near-duplicate needs, in [0, 1] (default: the preset's, 0.8 for balanced). Lower finds more, higher is stricter.",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(["strict", "balanced", "loose"]),
+            default="balanced",
+            show_default=True,
+            help="Precision/recall trade-off (min score and geometry limits; measured in docs/quality.md).",
+        ),
+        click.option(
+            "--no-mirror", is_flag=True, help="Do not report mirror images (relation 'mirror')."
+        ),
+        click.option(
+            "--model",
+            type=click.Path(dir_okay=False),
+            default=None,
+            metavar="PATH.onnx",
+            help="ONNX model whose embeddings propose extra candidates (needs the embeddings extra). Names are not downloaded.",
+        ),
+        click.option(
+            "--model-input-size",
+            type=click.IntRange(8),
+            default=224,
+            show_default=True,
+            help="Side of the square input the model expects.",
+        ),
+        click.option(
+            "--model-mean",
+            default="0.485,0.456,0.406",
+            show_default=True,
+            metavar="R,G,B",
+            help="Per-channel mean subtracted from [0, 1] pixels.",
+        ),
+        click.option(
+            "--model-std",
+            default="0.229,0.224,0.225",
+            show_default=True,
+            metavar="R,G,B",
+            help="Per-channel standard deviation pixels are divided by.",
+        ),
+        click.option(
+            "--model-channels",
+            type=click.Choice(["rgb", "bgr"]),
+            default="rgb",
+            show_default=True,
+            help="Channel order of the model's input.",
+        ),
+        click.option(
+            "--embeddings",
+            "embeddings_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            metavar="FILE",
+            help="Precomputed embeddings: FILE.npy with FILE.npy.paths.txt (one path per row), or FILE.npz with arrays paths and embeddings.",
+        ),
+        click.option(
+            "--max-pixels",
+            type=click.IntRange(1),
+            default=None,
+            help="Refuse images with more pixels than this (decompression bombs).",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(["local", "threads", "processes", "serial", "dask"]),
+            default="local",
+            show_default=True,
+            help="Where decoding runs ('dask' needs the dask extra).",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(1),
+            default=None,
+            help="Parallel workers (default: usable CPUs); with --engine dask, the processes of a local cluster.",
+        ),
+        click.option(
+            "--scheduler",
+            metavar="ADDRESS",
+            default=None,
+            help="Dask scheduler to run on, e.g. tcp://HOST:8786 (with --engine dask; default: a local cluster).",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
     ]
     for option in reversed(options):
@@ -117,7 +199,9 @@ def _triple(text: str, flag: str) -> tuple[float, float, float]:
     try:
         a, b, c = (float(x) for x in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"expected three numbers like 0.5,0.5,0.5, got {text!r}", param_hint=flag) from None
+        raise click.BadParameter(
+            f"expected three numbers like 0.5,0.5,0.5, got {text!r}", param_hint=flag
+        ) from None
     return (a, b, c)
 
 
@@ -146,11 +230,23 @@ def main() -> None:
 @main.command()
 @click.argument("roots", nargs=-1, type=click.Path(file_okay=False))
 @scan_options
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the full result as JSON (schema in the README); '-' for stdout.")
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write one row per grouped file (keep/remove) as CSV; '-' for stdout.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the full result as JSON (schema in the README); '-' for stdout.",
+)
+@click.option(
+    "--csv",
+    "csv_out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write one row per grouped file (keep/remove) as CSV; '-' for stdout.",
+)
 @click.option("--strict", is_flag=True, help="Exit with code 3 when some files could not be read.")
-@_fail_on_library_errors
-def scan(roots: tuple[str, ...], json_out: str | None, csv_out: str | None, strict: bool, **kw: Any) -> None:
+@fail_on_library_errors
+def scan(
+    roots: tuple[str, ...], json_out: str | None, csv_out: str | None, strict: bool, **kw: Any
+) -> None:
     """Scan ROOT folders for duplicate images (several roots = several datasets).
 
     With no ROOT, scans a small generated sample so you can see what lookalike does.
@@ -173,12 +269,34 @@ def scan(roots: tuple[str, ...], json_out: str | None, csv_out: str | None, stri
 
 @main.command("eval")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--truth", required=True, type=click.Path(dir_okay=False), help="Ground truth in the truth.json format.")
-@click.option("--exclude-transform", "exclude_transforms", multiple=True, metavar="NAME", help="Leave out variants made with this transform (repeatable), e.g. crop, rotate, hflip.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the scores as JSON.")
+@click.option(
+    "--truth",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Ground truth in the truth.json format.",
+)
+@click.option(
+    "--exclude-transform",
+    "exclude_transforms",
+    multiple=True,
+    metavar="NAME",
+    help="Leave out variants made with this transform (repeatable), e.g. crop, rotate, hflip.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the scores as JSON.",
+)
 @scan_options
-@_fail_on_library_errors
-def evaluate_command(roots: tuple[str, ...], truth: str, exclude_transforms: tuple[str, ...], json_out: str | None, **kw: Any) -> None:
+@fail_on_library_errors
+def evaluate_command(
+    roots: tuple[str, ...],
+    truth: str,
+    exclude_transforms: tuple[str, ...],
+    json_out: str | None,
+    **kw: Any,
+) -> None:
     """Scan ROOTS and score the groups against ground truth (precision, recall, F1)."""
     from .evaluation import evaluate, format_evaluation, load_truth
 
@@ -197,7 +315,9 @@ def _write(target: str, text: str) -> None:
         return
     try:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8", errors="surrogateescape")
+        Path(target).write_text(
+            text + ("" if text.endswith("\n") else "\n"), encoding="utf-8", errors="surrogateescape"
+        )
     except OSError as exc:
         raise click.ClickException(f"Cannot write {target!r}: {exc.strerror or exc}") from exc
 

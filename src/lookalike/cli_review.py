@@ -8,7 +8,6 @@ ROOT folders, else ``$LOOKALIKE_DB``.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -18,23 +17,11 @@ from typing import Any
 
 import click
 
-from .errors import ConfigError, InputNotFoundError, LookalikeError
+from .cli_errors import fail_on_library_errors
+from .errors import ConfigError, InputNotFoundError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8642
-
-
-def _library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into ``Error: ...`` on stderr and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LookalikeError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
 
 
 def resolve_store(db: str | None, roots: tuple[str, ...]) -> Path:
@@ -102,7 +89,7 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="Print one page or JSON (e.g. /groups.json) and exit, without a server; "
     "exit 1 unless it answers 200.",
 )
-@_library_errors
+@fail_on_library_errors
 def serve_command(
     roots: tuple[str, ...],
     db: str | None,
@@ -250,7 +237,7 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be copied or moved; touch nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done (or would be) as JSON.")
-@_library_errors
+@fail_on_library_errors
 def export_command(
     roots: tuple[str, ...],
     db: str | None,
@@ -359,7 +346,7 @@ def _human(result: Any, to_stdout: bool) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Show what would be put back; touch nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@_library_errors
+@fail_on_library_errors
 def undo_command(manifest: str, dry_run: bool, as_json: bool) -> None:
     """Put back the files a quarantine moved, using its MANIFEST.
 
@@ -403,7 +390,7 @@ def undo_command(manifest: str, dry_run: bool, as_json: bool) -> None:
     help="Only the first N groups (largest reclaimable bytes first).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@_library_errors
+@fail_on_library_errors
 def report_command(
     roots: tuple[str, ...],
     db: str | None,

@@ -95,7 +95,9 @@ def decode_image(
     except Image.DecompressionBombError as exc:
         raise DecodeError(f"decompression bomb refused: {exc}", stage="decode") from exc
     except UnidentifiedImageError as exc:
-        raise DecodeError(f"{kind} header is not readable (corrupt file)", stage="identify") from exc
+        raise DecodeError(
+            f"{kind} header is not readable (corrupt file)", stage="identify"
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise DecodeError(f"cannot decode {kind}: {_one_line(exc)}", stage="decode") from exc
     except MemoryError as exc:

@@ -84,7 +84,9 @@ class OnnxEmbedder:
         """Embed RGB uint8 pictures (H x W x 3); returns L2-normalised float32 rows."""
         out = []
         for start in range(0, len(pictures), self.spec.batch):
-            batch = np.stack([preprocess(p, self.spec) for p in pictures[start : start + self.spec.batch]])
+            batch = np.stack(
+                [preprocess(p, self.spec) for p in pictures[start : start + self.spec.batch]]
+            )
             result = self.session.run(None, {self.input_name: batch})[0]
             out.append(np.asarray(result, dtype=np.float32).reshape(len(batch), -1))
         if not out:
@@ -213,7 +215,9 @@ def embedding_candidates(
     if len(have) < 2:
         return {}
     matrix = np.stack([vectors[digests[k]] for k in have]).astype(np.float32)
-    cand = knn_pairs(matrix, k=settings.neighbours, min_similarity=settings.min_similarity, workers=workers)
+    cand = knn_pairs(
+        matrix, k=settings.neighbours, min_similarity=settings.min_similarity, workers=workers
+    )
     out: dict[tuple[int, int], tuple[str, float]] = {}
     for i, j, sim in zip(cand.i.tolist(), cand.j.tolist(), cand.score.tolist(), strict=True):
         a, b = sorted((have[i], have[j]))

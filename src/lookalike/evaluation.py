@@ -105,7 +105,9 @@ def evaluate(
     }
 
 
-def _predicted_pairs(groups: Sequence[Group], base: Path, universe: set[str]) -> set[tuple[str, str]]:
+def _predicted_pairs(
+    groups: Sequence[Group], base: Path, universe: set[str]
+) -> set[tuple[str, str]]:
     sets = []
     for g in groups:
         paths = [g.keeper, *(m.path for m in g.members)]
@@ -113,9 +115,7 @@ def _predicted_pairs(groups: Sequence[Group], base: Path, universe: set[str]) ->
     return _pairs_of(sets, universe)
 
 
-def _pairs_of(
-    groups: Iterable[Sequence[str]], universe: set[str]
-) -> set[tuple[str, str]]:
+def _pairs_of(groups: Iterable[Sequence[str]], universe: set[str]) -> set[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
     for g in groups:
         members = sorted(p for p in g if p in universe)

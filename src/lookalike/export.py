@@ -33,10 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, InputNotFoundError
+from .errors import ConfigError, FileChangedError, InputNotFoundError
 from .review import (
     Decision,
-    FileChangedError,
     decide,
     decision_counts,
     kept_files,

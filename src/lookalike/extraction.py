@@ -79,7 +79,9 @@ def extract_file(task: ExtractTask) -> ExtractOutcome:
         orientation=decoded.orientation,
         features=compute_features(decoded.gray),
         stream_digest=(
-            jpeg_stream_digest(data, decoded.orientation) if decoded.format in ("JPEG", "MPO") else None
+            jpeg_stream_digest(data, decoded.orientation)
+            if decoded.format in ("JPEG", "MPO")
+            else None
         ),
     )
     return ExtractOutcome(task, "ok", digest, image=image)

@@ -68,7 +68,9 @@ class GeoPrepared:
     """Per-image data for the screen and the alignment (computed once per image)."""
 
     spectrum: np.ndarray  # complex64 (2, LP_ANGLES, LP_RADII//2+1): log-polar DFT, plain / mirrored
-    small: np.ndarray  # float32 (2, SPECTRUM_PX, SPECTRUM_PX) true-aspect canvases, plain / mirrored
+    small: (
+        np.ndarray
+    )  # float32 (2, SPECTRUM_PX, SPECTRUM_PX) true-aspect canvases, plain / mirrored
     offset: tuple[int, int]  # top-left corner of the picture inside the canvas
     size: tuple[int, int]  # (width, height) of the picture inside the canvas
     image_size: tuple[int, int]  # (width, height) of the full picture
@@ -185,7 +187,10 @@ def align(
     """
     warp = _canvas_to_thumb(pa, pb, _similarity_from_screen(pa, pb, screen, mirror))
     m = int(mirror)
-    if _correlation(thumbs_a.half[0], thumbs_b.half[m], _rescale(warp, 0.5)) < limits.min_initial_cc:
+    if (
+        _correlation(thumbs_a.half[0], thumbs_b.half[m], _rescale(warp, 0.5))
+        < limits.min_initial_cc
+    ):
         return None
     try:
         cc, warp = cv2.findTransformECC(

@@ -23,14 +23,15 @@ later as a view candidate pays only for the missing step.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from .executors import default_workers
 from .features import centre_descriptor, mirror_descriptor
 from .geometry import (
     AlignThumbs,
@@ -46,7 +47,6 @@ from .geometry import (
     textured,
 )
 from .index import knn_pairs
-from .executors import default_workers
 from .store import ImageRow
 from .verify import (
     Prepared,
@@ -100,7 +100,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Named trade-offs between precision and recall; measured in ``docs/quality.md``."""
 
 
-def preset_settings(name: str, *, mirror: bool = True, min_score: float | None = None) -> MatchSettings:
+def preset_settings(
+    name: str, *, mirror: bool = True, min_score: float | None = None
+) -> MatchSettings:
     """The :class:`MatchSettings` of a named preset (``strict``, ``balanced``, ``loose``).
 
     Raises:
@@ -171,7 +173,9 @@ class PairJudge:
         row = self.rows[digest]
         return prepare_geometry(row.features.thumb, row.width, row.height)
 
-    def _prepare_aligning(self, digest: str) -> tuple[AlignThumbs, np.ndarray, np.ndarray, np.ndarray]:
+    def _prepare_aligning(
+        self, digest: str
+    ) -> tuple[AlignThumbs, np.ndarray, np.ndarray, np.ndarray]:
         """Alignment thumbnails, then plain thumbnail, texture map, fill map (each plain and
         mirrored)."""
         thumb = self.rows[digest].features.thumb
@@ -212,7 +216,11 @@ class PairJudge:
         todo: list[tuple[str, str, list[bool]]] = []
         for a, b, mirror in pairs:
             a, b = sorted((a, b))
-            if (a, b) in self._screens or self.rows[a].features.is_flat or self.rows[b].features.is_flat:
+            if (
+                (a, b) in self._screens
+                or self.rows[a].features.is_flat
+                or self.rows[b].features.is_flat
+            ):
                 continue
             hit = self.cached.get((a, b)) or self.new.get((a, b))
             wanted = self._steps(geometric=True, mirror=mirror) & _GEOMETRY_STEPS
@@ -273,7 +281,9 @@ class PairJudge:
         if flipped:
             steps.add("mirror")
         if geometric and self.settings.geometric:
-            steps |= ({"geometry"} if plain else set()) | ({"mirror geometry"} if flipped else set())
+            steps |= ({"geometry"} if plain else set()) | (
+                {"mirror geometry"} if flipped else set()
+            )
         return steps
 
     def _verify(
@@ -300,18 +310,30 @@ class PairJudge:
                 tried.add(step)
                 coarse = (self._coarse(a), self._coarse(b))
                 v = verify_pair(
-                    fa, fb, *sizes, self.settings.verify, mirror=flip, prepared=prepared, coarse=coarse
+                    fa,
+                    fb,
+                    *sizes,
+                    self.settings.verify,
+                    mirror=flip,
+                    prepared=prepared,
+                    coarse=coarse,
                 )
                 if v.accepted:
                     return done(v, "mirror" if flip else "near")
                 if not best.evidence or v.score > best.score:
                     best = v
-        todo = [m for m, step in ((False, "geometry"), (True, "mirror geometry")) if step in steps and step not in tried]
+        todo = [
+            m
+            for m, step in ((False, "geometry"), (True, "mirror geometry"))
+            if step in steps and step not in tried
+        ]
         if todo and not (fa.is_flat or fb.is_flat):
             tried.update("mirror geometry" if m else "geometry" for m in todo)
             found = self._verify_geometry(a, b, todo)
             if found.accepted or found.score > best.score:
-                return done(found, "mirror" if found.evidence["method"].startswith("mirror") else "near")
+                return done(
+                    found, "mirror" if found.evidence["method"].startswith("mirror") else "near"
+                )
             best = Verdict(False, best.score, {**best.evidence, "geometry": _summary(found)})
         return done(best, "near")
 
@@ -321,7 +343,9 @@ class PairJudge:
         cached = self._screens.pop((a, b), {})
         missing = [m for m in orientations if m not in cached]
         if missing:
-            cached.update(zip(missing, screen_pairs([ga, gb], [(0, 1, m) for m in missing]), strict=True))
+            cached.update(
+                zip(missing, screen_pairs([ga, gb], [(0, 1, m) for m in missing]), strict=True)
+            )
         self.stats["screened"] += 1
         mirror = max(orientations, key=lambda m: cached[m].response)
         screen = cached[mirror]
@@ -347,7 +371,9 @@ class PairJudge:
             self.settings.verify, limits,
         )  # fmt: skip
         phash = (self.rows[a].features.phash ^ self.rows[b].features.phash).bit_count()
-        return Verdict(verdict.accepted, verdict.score, {"phash_distance": phash, **verdict.evidence})
+        return Verdict(
+            verdict.accepted, verdict.score, {"phash_distance": phash, **verdict.evidence}
+        )
 
     def _same_pixels(self, ra: ImageRow, rb: ImageRow, evidence: dict[str, Any]) -> bool:
         """Full-resolution pixel check of a lossless file against a lossy one.
@@ -370,7 +396,16 @@ _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
 
 def _summary(v: Verdict) -> dict[str, Any]:
     """The gist of a failed geometric check, kept in the evidence of a rejected pair."""
-    keys = ("method", "reason", "spectrum_response", "angle_deg", "scale", "mad", "changed", "outside")
+    keys = (
+        "method",
+        "reason",
+        "spectrum_response",
+        "angle_deg",
+        "scale",
+        "mad",
+        "changed",
+        "outside",
+    )
     return {k: v.evidence[k] for k in keys if k in v.evidence} | {"score": v.score}
 
 
@@ -401,7 +436,9 @@ def find_pairs(
     if not rows:
         return []
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
-    identity = _self_pairs(vectors, settings.neighbours, settings.min_descriptor_similarity, workers)
+    identity = _self_pairs(
+        vectors, settings.neighbours, settings.min_descriptor_similarity, workers
+    )
     views = _views(rows, settings, vectors, workers)
     involved = {i for pair in (*identity, *views, *(extra or {})) for i in pair}
     judge.warm([rows[i].digest for i in sorted(involved)], geometric=settings.geometric,
@@ -413,7 +450,10 @@ def find_pairs(
                               ("embedding_similarity", extra or {})):  # fmt: skip
         _judge_all(rows, candidates, judge, found, linked, label, geometric=False, workers=workers)
         if settings.geometric and candidates:
-            keys = [(rows[i].digest, rows[j].digest, _orientation(v)) for (i, j), (v, _) in candidates.items()]
+            keys = [
+                (rows[i].digest, rows[j].digest, _orientation(v))
+                for (i, j), (v, _) in candidates.items()
+            ]
             judge.screen_many([k for k in keys if not linked.same(k[0], k[1])])
             _judge_all(rows, candidates, judge, found, linked, label, geometric=True)
     return [found[k] for k in sorted(found)]
@@ -551,7 +591,9 @@ def view_candidates(
     return out
 
 
-def _self_pairs(vectors: np.ndarray, k: int, min_similarity: float, workers: int | None) -> Candidates:
+def _self_pairs(
+    vectors: np.ndarray, k: int, min_similarity: float, workers: int | None
+) -> Candidates:
     if len(vectors) < 2:
         return {}
     cand = knn_pairs(vectors, k=k, min_similarity=min_similarity, workers=workers)

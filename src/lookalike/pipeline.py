@@ -29,7 +29,7 @@ from .extraction import (
 )
 from .grouping import FileInfo, KeeperPolicy, build_groups
 from .matching import MatchSettings, PairJudge, find_pairs
-from .records import Failure, Group, Pair, ProgressCallback
+from .records import Failure, Group, Pair
 from .remote import read_bytes
 from .store import Store, default_store_path
 
@@ -173,7 +173,9 @@ def _extract_all(
     for item in discover_files(roots, settings.discovery):
         if isinstance(item, Skipped):
             root = _root_of(item.path, roots)
-            skipped_rows.append((item.path, root, 0, 0, None, "skipped", "discover", item.reason, run_id))
+            skipped_rows.append(
+                (item.path, root, 0, 0, None, "skipped", "discover", item.reason, run_id)
+            )
             continue
         if _is_unchanged(item, known.get(item.path)):
             unchanged.append(item.path)
@@ -234,8 +236,17 @@ def _batches(outcomes: Iterator[ExtractOutcome]) -> Iterator[list[ExtractOutcome
 
 def _save_outcomes(store: Store, batch: list[ExtractOutcome], run_id: int) -> None:
     rows = [
-        (o.task.path, o.task.root, o.task.size, o.task.mtime_ns, o.digest, o.status, o.stage,
-         o.error, run_id)
+        (
+            o.task.path,
+            o.task.root,
+            o.task.size,
+            o.task.mtime_ns,
+            o.digest,
+            o.status,
+            o.stage,
+            o.error,
+            run_id,
+        )
         for o in batch
     ]
     store.save_files(rows, [o.image for o in batch if o.image is not None])
@@ -253,7 +264,9 @@ def _match_and_group(
     files = store.files_of_run(run_id)
     ok = [f for f in files if f["status"] == "ok"]
     failures = tuple(
-        Failure(f["path"], f["stage"] or "read", f["error"] or "") for f in files if f["status"] == "failed"
+        Failure(f["path"], f["stage"] or "read", f["error"] or "")
+        for f in files
+        if f["status"] == "failed"
     )
     skipped = tuple(
         Failure(f["path"], f["stage"] or "discover", f["error"] or "")
@@ -263,8 +276,13 @@ def _match_and_group(
     fingerprint = _inputs_fingerprint(ok, settings, store)
     if store.get_meta("groups_fingerprint") == fingerprint:  # nothing changed: reuse results
         _report(progress, Stage.MATCH, 1, 1)
-        return {"images": len(ok), "failures": failures, "skipped": skipped,
-                "groups": tuple(store.load_groups()), "pairs": tuple(store.load_pairs())}
+        return {
+            "images": len(ok),
+            "failures": failures,
+            "skipped": skipped,
+            "groups": tuple(store.load_groups()),
+            "pairs": tuple(store.load_pairs()),
+        }
     digests = sorted({f["digest"] for f in ok})
     rows = store.load_images(digests)
     paths_by_digest: dict[str, str] = {}
@@ -286,7 +304,15 @@ def _match_and_group(
     found = find_pairs(rows, settings.match, judge, workers=match_workers, extra=extra)
     pairs = [p for p in found if (p.a, p.b) not in blocked]
     infos = [
-        FileInfo(f["path"], f["root"], f["digest"], f["size"], f["width"], f["height"], bool(f["lossless"]))
+        FileInfo(
+            f["path"],
+            f["root"],
+            f["digest"],
+            f["size"],
+            f["width"],
+            f["height"],
+            bool(f["lossless"]),
+        )
         for f in ok
     ]
     marks = store.marks()
@@ -307,7 +333,13 @@ def _match_and_group(
     file_pairs = _file_pairs(pairs, ok)
     store.replace_groups(run_id, groups, file_pairs, fingerprint=fingerprint)
     _report(progress, Stage.MATCH, 1, 1)
-    return {"images": len(ok), "failures": failures, "skipped": skipped, "groups": tuple(groups), "pairs": file_pairs}
+    return {
+        "images": len(ok),
+        "failures": failures,
+        "skipped": skipped,
+        "groups": tuple(groups),
+        "pairs": file_pairs,
+    }
 
 
 def _inputs_fingerprint(ok: list[dict[str, Any]], settings: ScanSettings, store: Store) -> str:
@@ -319,7 +351,11 @@ def _inputs_fingerprint(ok: list[dict[str, Any]], settings: ScanSettings, store:
     h.update(settings.match.cache_key().encode())
     h.update(store.marks_fingerprint().encode())
     for f in sorted(ok, key=lambda f: f["path"]):
-        h.update(f"{f['path']}\0{f['root']}\0{f['digest']}\0{f['size']}\n".encode("utf-8", "surrogateescape"))
+        h.update(
+            f"{f['path']}\0{f['root']}\0{f['digest']}\0{f['size']}\n".encode(
+                "utf-8", "surrogateescape"
+            )
+        )
     return h.hexdigest()
 
 
@@ -377,7 +413,9 @@ def _file_pairs(pairs: Sequence[Any], ok: list[dict[str, Any]]) -> tuple[Pair, .
     out = []
     for paths in by_digest.values():
         paths.sort()
-        out.extend(Pair(paths[0], other, "exact", 1.0, {"method": "content digest"}) for other in paths[1:])
+        out.extend(
+            Pair(paths[0], other, "exact", 1.0, {"method": "content digest"}) for other in paths[1:]
+        )
     for p in pairs:
         a, b = sorted((by_digest[p.a][0], by_digest[p.b][0]))
         out.append(Pair(a, b, p.relation, p.score, p.evidence))

@@ -38,7 +38,15 @@ from .records import RELATIONS, Group
 
 SCHEMA = "lookalike.scan/1"
 CSV_FIELDS = (
-    "group", "role", "action", "path", "root", "relation", "score", "size", "reference",
+    "group",
+    "role",
+    "action",
+    "path",
+    "root",
+    "relation",
+    "score",
+    "size",
+    "reference",
 )
 
 
@@ -103,15 +111,31 @@ def csv_rows(groups: tuple[Group, ...] | list[Group]) -> list[dict[str, Any]]:
     rows = []
     for g in groups:
         rows.append(
-            {"group": g.id, "role": "keeper", "action": "keep", "path": g.keeper,
-             "root": g.keeper_root, "relation": "", "score": "", "size": g.keeper_size,
-             "reference": ""}
+            {
+                "group": g.id,
+                "role": "keeper",
+                "action": "keep",
+                "path": g.keeper,
+                "root": g.keeper_root,
+                "relation": "",
+                "score": "",
+                "size": g.keeper_size,
+                "reference": "",
+            }
         )
         for m in g.members:
             rows.append(
-                {"group": g.id, "role": "member", "action": "keep" if m.reference else "remove",
-                 "path": m.path, "root": m.root, "relation": m.relation, "score": m.score,
-                 "size": m.size, "reference": int(m.reference)}
+                {
+                    "group": g.id,
+                    "role": "member",
+                    "action": "keep" if m.reference else "remove",
+                    "path": m.path,
+                    "root": m.root,
+                    "relation": m.relation,
+                    "score": m.score,
+                    "size": m.size,
+                    "reference": int(m.reference),
+                }
             )
     return rows
 

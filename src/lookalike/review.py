@@ -40,9 +40,7 @@ from typing import Any
 
 from .errors import (
     ConfigError,
-    FileChangedError,
     InputNotFoundError,
-    LookalikeError,
     StaleGroupError,
     StoreError,
 )

@@ -217,7 +217,8 @@ class Store:
         """Mark a scan as finished."""
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE runs SET finished = ?, status = ? WHERE id = ?", (time.time(), status, run_id)
+                "UPDATE runs SET finished = ?, status = ? WHERE id = ?",
+                (time.time(), status, run_id),
             )
 
     def last_run(self) -> dict[str, Any] | None:
@@ -349,7 +350,9 @@ class Store:
             )
         }
 
-    def save_verdicts(self, settings_key: str, rows: Iterable[tuple[str, str, bool, float, str]]) -> None:
+    def save_verdicts(
+        self, settings_key: str, rows: Iterable[tuple[str, str, bool, float, str]]
+    ) -> None:
         """Cache pair verdicts ``(a, b, accepted, score, evidence_json)``."""
         with self.transaction() as conn:
             conn.executemany(
@@ -404,7 +407,9 @@ class Store:
         from .records import Group, Member
 
         sizes = {from_blob(p): s for p, s in self.conn.execute("SELECT path, size FROM files")}
-        roots = {from_blob(p): from_blob(r) for p, r in self.conn.execute("SELECT path, root FROM files")}
+        roots = {
+            from_blob(p): from_blob(r) for p, r in self.conn.execute("SELECT path, root FROM files")
+        }
         members: dict[int, list[Member]] = {}
         for gid, path, relation, score, reference, evidence in self.conn.execute(
             "SELECT group_id, path, relation, score, reference, evidence FROM members "
@@ -412,8 +417,15 @@ class Store:
         ):
             p = from_blob(path)
             members.setdefault(gid, []).append(
-                Member(p, relation, score, roots.get(p, ""), sizes.get(p, 0), bool(reference),
-                       json.loads(evidence))
+                Member(
+                    p,
+                    relation,
+                    score,
+                    roots.get(p, ""),
+                    sizes.get(p, 0),
+                    bool(reference),
+                    json.loads(evidence),
+                )
             )
         out = []
         for gid, keeper, group_roots in self.conn.execute(
@@ -421,8 +433,14 @@ class Store:
         ):
             k = from_blob(keeper)
             out.append(
-                Group(gid, k, roots.get(k, ""), sizes.get(k, 0), tuple(members.get(gid, [])),
-                      tuple(json.loads(group_roots)))
+                Group(
+                    gid,
+                    k,
+                    roots.get(k, ""),
+                    sizes.get(k, 0),
+                    tuple(members.get(gid, [])),
+                    tuple(json.loads(group_roots)),
+                )
             )
         return out
 
@@ -470,8 +488,13 @@ class Store:
             conn.executemany(
                 "INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
                 [
-                    (to_blob(p.a), to_blob(p.b), p.relation, p.score,
-                     json.dumps(p.evidence, sort_keys=True))
+                    (
+                        to_blob(p.a),
+                        to_blob(p.b),
+                        p.relation,
+                        p.score,
+                        json.dumps(p.evidence, sort_keys=True),
+                    )
                     for p in pairs
                 ],
             )
@@ -486,8 +509,14 @@ class Store:
                 conn.executemany(
                     "INSERT INTO members VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (g.id, to_blob(m.path), m.relation, m.score, int(m.reference),
-                         json.dumps(m.evidence, sort_keys=True))
+                        (
+                            g.id,
+                            to_blob(m.path),
+                            m.relation,
+                            m.score,
+                            int(m.reference),
+                            json.dumps(m.evidence, sort_keys=True),
+                        )
                         for m in g.members
                     ],
                 )
@@ -543,6 +572,4 @@ def _image_row(row: tuple[Any, ...]) -> ImageRow:
         descriptor=np.frombuffer(row[8], dtype=np.float32, count=DESCRIPTOR_DIM),
         phash=int.from_bytes(row[7], "big"),
     )
-    return ImageRow(
-        row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], features, row[9]
-    )
+    return ImageRow(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], features, row[9])

@@ -24,8 +24,7 @@ from pathlib import Path
 from PIL import Image, ImageChops, ImageOps
 
 from .decoding import DEFAULT_MAX_PIXELS
-from .errors import DecodeError, InputNotFoundError
-from .errors import FileChangedError
+from .errors import DecodeError, FileChangedError, InputNotFoundError
 
 SIZES = (128, 256, 512, 1024, 2048)
 """Thumbnail sizes (longest side, pixels); other sizes are refused so the cache stays small."""

@@ -62,7 +62,6 @@ class VerifySettings:
     changed_limit: float = 0.03
     shift_limit: float = 0.6
     min_descriptor_similarity: float = 0.7  # whole-picture copies measured >= 0.81
-    min_descriptor_similarity: float = 0.7  # whole-picture copies measured >= 0.81
     max_aspect_change: float = 0.06  # |log(aspect_a / aspect_b)| allowed without geometry
     # geometric matches: aligned to a fraction of a pixel, an edited copy differs from its
     # original by almost nothing, while a burst frame or another shot shows what moved
@@ -183,7 +182,9 @@ def verify_pair(
     if aspect > settings.max_aspect_change:
         evidence["reason"] = "aspect ratio differs"
         return Verdict(False, 0.0, evidence)
-    similarity = float(fa.descriptor @ (mirror_descriptor(fb.descriptor) if mirror else fb.descriptor))
+    similarity = float(
+        fa.descriptor @ (mirror_descriptor(fb.descriptor) if mirror else fb.descriptor)
+    )
     if similarity < settings.min_descriptor_similarity:
         evidence.update(descriptor_similarity=round(similarity, 4), reason="descriptors differ")
         return Verdict(False, 0.0, evidence)
@@ -195,7 +196,9 @@ def verify_pair(
             return Verdict(False, round(score_from(mad / settings.mad_limit), 4), evidence)
     if callable(prepared):
         prepared = prepared()
-    pa, pb = prepared if prepared is not None else (prepare_thumb(fa.thumb), prepare_thumb(fb.thumb))
+    pa, pb = (
+        prepared if prepared is not None else (prepare_thumb(fa.thumb), prepare_thumb(fb.thumb))
+    )
     if mirror:
         pb = mirrored(pb)
     mad, changed = compare_prepared(pa, pb)

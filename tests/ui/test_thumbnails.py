@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.errors import DecodeError, InputNotFoundError
-from lookalike.errors import FileChangedError
+from lookalike.errors import DecodeError, FileChangedError, InputNotFoundError
 from lookalike.thumbnails import (
     cache_dir_for,
     cached_path,

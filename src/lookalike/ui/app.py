@@ -357,8 +357,7 @@ def _exception_handlers(state: ReviewState) -> dict[Any, Callable[..., Any]]:
 
 
 def _status_of(exc: Exception) -> int:
-    from ..errors import DecodeError
-    from ..errors import FileChangedError, StaleGroupError
+    from ..errors import DecodeError, FileChangedError, StaleGroupError
 
     if isinstance(exc, InputNotFoundError):
         return 404
