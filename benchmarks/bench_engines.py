@@ -15,7 +15,8 @@ list of configurations in order, so machine noise hits them alike; the best roun
 ``--folders N`` scans only the first N sub-folders (the ``--include`` option of a scan).
 ``--costs N`` first times the per-image steps on N files spread over ROOT, in this process
 on one core: read, SHA-256 digest, decode (draft mode, grayscale), features (thumbnail,
-descriptor, pHash) and the JPEG stream digest.
+descriptor, pHash) and the JPEG stream digest; then what the client does per file
+whatever the engine: discovery, unpickling a worker's result, and the store write.
 The Dask overhead is dask:W against processes:W (same worker processes, same shards of
 work), on the time from the start of the scan to the last committed extraction batch
 (discovery, extraction, store writes, and Dask cluster start-up). ``--match`` lets every
@@ -186,6 +187,51 @@ def per_image_costs(root: Path, n: int) -> dict[str, float]:
     return costs
 
 
+def client_costs(root: Path, n: int) -> dict[str, float]:
+    """Per-file costs on the client, which does them alone whatever the engine.
+
+    Discovery (walk + stat) of all of ROOT; pickling an outcome (what a worker ships
+    back) and loading it; writing outcomes to a fresh store in batches of 32 (as a scan
+    commits), with distinct digests so every row inserts an image.
+    """
+    import dataclasses
+    import pickle
+
+    from lookalike.discovery import FileEntry, discover_files
+    from lookalike.extraction import ExtractTask, extract_file
+    from lookalike.store import Store
+
+    started = time.perf_counter()
+    entries = [e for e in discover_files([str(root)]) if isinstance(e, FileEntry)]
+    costs = {"discover": (time.perf_counter() - started) / len(entries) * 1000}
+    sample = entries[:: max(1, len(entries) // n)][:n]
+    outcomes = [extract_file(ExtractTask(e.path, e.root, e.size, e.mtime_ns)) for e in sample]
+    started = time.perf_counter()
+    blobs = [pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL) for o in outcomes]
+    for blob in blobs:
+        pickle.loads(blob)
+    costs["pickle+unpickle"] = (time.perf_counter() - started) / len(blobs) * 1000
+    costs["pickled_bytes"] = sum(map(len, blobs)) / len(blobs)
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "w.db") as store:
+        started = time.perf_counter()
+        written = 0
+        for rnd in range(max(1, 10_000 // len(outcomes))):
+            for start in range(0, len(outcomes), 32):
+                batch = outcomes[start : start + 32]
+                images = [dataclasses.replace(o.image, digest=f"{rnd}-{o.digest}") for o in batch]
+                rows = [
+                    (f"{o.task.path}#{rnd}", o.task.root, o.task.size, o.task.mtime_ns,
+                     img.digest, "ok", None, None, 1)
+                    for o, img in zip(batch, images, strict=True)
+                ]  # fmt: skip
+                store.save_files(rows, images)
+                written += len(batch)
+        costs["store_write"] = (time.perf_counter() - started) / written * 1000
+        store.close()
+        costs["store_bytes"] = sum(p.stat().st_size for p in Path(tmp).glob("w.db*")) / written
+    return costs
+
+
 def warm(root: Path, folders: list[str]) -> int:
     n = 0
     bases = [root / f for f in folders] if folders else [root]
@@ -215,6 +261,13 @@ def main() -> None:
         steps = "  ".join(f"{k} {v:.2f}" for k, v in costs.items() if k != "bytes")
         print(f"per-image ms on one core ({args.costs} files, {costs['bytes']:.0f} B avg): {steps}")
         print(f"  sum {sum(v for k, v in costs.items() if k != 'bytes'):.2f} ms", flush=True)
+        client = client_costs(args.root, args.costs)
+        print(
+            f"client ms per file: discover {client['discover']:.3f}  pickle+unpickle "
+            f"{client['pickle+unpickle']:.3f} ({client['pickled_bytes']:.0f} B)  store write "
+            f"{client['store_write']:.3f} ({client['store_bytes']:.0f} B/row)",
+            flush=True,
+        )
     subdirs = sorted(p.name for p in args.root.iterdir() if p.is_dir())
     folders = subdirs[: args.folders] if args.folders else []
     files = warm(args.root, folders)
