@@ -120,13 +120,20 @@ def prepare_geometry(thumb: np.ndarray, width: int, height: int) -> GeoPrepared:
         cv2.WARP_POLAR_LOG | cv2.INTER_LINEAR,
     )[:_LP_ANGLES]  # fmt: skip
     mirrored = polar[(_LP_ANGLES - np.arange(_LP_ANGLES)) % _LP_ANGLES]  # angle -> 180 - angle
-    spectrum = np.fft.rfft2(np.stack([polar, mirrored]), axes=(1, 2)).astype(np.complex64)
+    spectrum = np.stack([_rfft2(polar), _rfft2(np.ascontiguousarray(mirrored))])
     plain = np.zeros((n, n), np.float32)
     plain[oy : oy + th, ox : ox + tw] = picture
     flipped = plain[:, ::-1].copy()
     if (n - tw) % 2:  # keep the mirrored picture at the same offset
         flipped = np.roll(flipped, -1, axis=1)
     return GeoPrepared(spectrum, np.stack([plain, flipped]), (ox, oy), (tw, th), (width, height))
+
+
+def _rfft2(x: np.ndarray) -> np.ndarray:
+    """``numpy.fft.rfft2`` of a float32 picture, computed by OpenCV (about twice as fast)."""
+    full = cv2.dft(x.astype(np.float32, copy=False), flags=cv2.DFT_COMPLEX_OUTPUT)
+    half = full[:, : x.shape[1] // 2 + 1]
+    return (half[..., 0] + 1j * half[..., 1]).astype(np.complex64)
 
 
 def screen_pairs(
