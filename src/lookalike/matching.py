@@ -188,14 +188,19 @@ class PairJudge:
             np.stack([fill, fill[:, ::-1]]),
         )
 
-    def warm(self, digests: Sequence[str], *, geometric: bool, workers: int | None = None) -> None:
-        """Prepare the per-image data of ``digests`` on worker threads, ahead of the pairs.
+    def warm(
+        self, digests: Sequence[str], geometric: Sequence[str] = (), *, workers: int | None = None
+    ) -> None:
+        """Prepare per-image data on worker threads, ahead of the pairs.
 
-        OpenCV and NumPy release the GIL for most of it, so this runs in parallel; later
-        look-ups hit the caches. Only as many images as the caches hold are prepared.
+        ``digests`` get the whole-picture data, ``geometric`` also the spectra for
+        alignment. OpenCV and NumPy release the GIL for most of it, so this runs in
+        parallel; later look-ups hit the caches. Only as many images as the caches hold
+        are prepared.
         """
         n = workers if workers is not None else self.workers
-        todo = list(dict.fromkeys(digests))[:4096]
+        spectra = set(list(dict.fromkeys(geometric))[:4096])
+        todo = list(dict.fromkeys([*digests, *spectra]))[:4096]
         if n < 2 or len(todo) < 32:
             return
 
@@ -204,7 +209,7 @@ class PairJudge:
                 return
             self._coarse(digest)
             self._prepared(digest)
-            if geometric:
+            if digest in spectra:
                 self._geo(digest)
 
         with ThreadPoolExecutor(n, thread_name_prefix="lookalike-prepare") as pool:
@@ -440,9 +445,13 @@ def find_pairs(
         vectors, settings.neighbours, settings.min_descriptor_similarity, workers
     )
     views = _views(rows, settings, vectors, workers)
-    involved = {i for pair in (*identity, *views, *(extra or {})) for i in pair}
-    judge.warm([rows[i].digest for i in sorted(involved)], geometric=settings.geometric,
-               workers=workers)  # fmt: skip
+    involved = sorted({i for pair in (*identity, *views, *(extra or {})) for i in pair})
+    aligned = sorted({i for pair in (*views, *(extra or {})) for i in pair})
+    judge.warm(
+        [rows[i].digest for i in involved],
+        [rows[i].digest for i in aligned] if settings.geometric else [],
+        workers=workers,
+    )
     linked = _Links()
     _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
                workers=workers)  # fmt: skip
