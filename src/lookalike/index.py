@@ -45,12 +45,13 @@ _KMEANS_POINTS_PER_LIST = 16
 _KMEANS_ITERATIONS = 6
 _KMEANS_SEED = 1234
 
-# Measured costs (ns, one core) that decide between a flat Hamming scan and multi-index hashing.
-_FLAT_NS_PER_PAIR_WORD = 0.42  # faiss IndexBinaryFlat, per pair and 64-bit word
-_PROBE_NS = 11.0  # one hash-table probe of one query
-_CANDIDATE_NS = 26.0  # one candidate fetched from a bucket and verified
+# Measured costs (ns, one core) that decide between a flat Hamming scan and multi-index
+# hashing; fitted on 100k-300k random 64-bit codes at radius 8.
+_FLAT_NS_PER_PAIR_WORD = 0.4  # faiss IndexBinaryFlat, per pair and 64-bit word
+_PROBE_NS = 7.0  # one bucket probe of one query
+_CANDIDATE_NS = 17.0  # one candidate fetched from a bucket and verified
 _MAX_TABLE_BITS = 24  # 2**24 buckets per table is the most we allocate
-_PROBES_PER_BATCH = 1 << 19  # bounds the per-batch probe arrays (about 4 MB each)
+_PROBES_PER_BATCH = 1 << 17  # bounds the per-batch probe arrays (1 MB each; faster than 4 MB)
 _CANDIDATES_PER_CHUNK = 1 << 20  # bounds the per-chunk candidate arrays (about 8 MB each)
 
 _T = TypeVar("_T")
@@ -102,16 +103,20 @@ def knn_pairs(
     All-zero rows match nothing. A row never matches itself, even when identical
     rows exist. Each undirected pair is reported once, with its highest score.
 
-    Up to ``exact_limit`` non-zero rows the search is exact (``IndexFlatIP``). Above
-    it, an ``IndexIVFFlat`` with ``4 * sqrt(n)`` lists (spherical k-means) is probed
-    in the 3 lists nearest to each query, so a true neighbour is missed when it sits
-    in none of them. Measured with ``benchmarks/bench_scale.py`` on clustered 64-d
-    descriptors (n=1M, 5% planted noisy copies at cosine about 0.97): 0.998 of the
-    planted pairs are found with ``k=10, min_similarity=0.9``, against 1.0 for an exact
-    search, and the whole search takes about 30 s on 2 cores. Recall is lowest for
-    neighbours that are only moderately similar; near-duplicates are rarely missed.
-    An HNSW graph (``IndexHNSWFlat``, M=16) was slower to build (44 s for 1M) and
-    found only 0.90 of planted pairs at ``efSearch=32``, so IVF is used.
+    Up to ``exact_limit`` non-zero rows the search is exact (``IndexFlatIP``, O(n^2 d):
+    about 3 minutes for 200k 64-d rows on 2 cores). Above it, an ``IndexIVFFlat`` with
+    ``3 * sqrt(n)`` lists (spherical k-means) is searched in the 3 lists nearest to
+    each query, so a neighbour that sits in none of them is missed. Measured on
+    clustered 64-d descriptors with 5% planted noisy copies at cosine 0.95-0.997 (the
+    data of ``benchmarks/bench_scale.py``), with ``k=10``:
+
+    * n=200k: the IVF path finds 99.95% of the planted pairs (exact search: 100%),
+      99.95% of the exact pairs at ``min_similarity=0.9`` and 98.0% of the exact
+      pairs at ``min_similarity=0``, in 5 s against 193 s for the exact search.
+    * n=1M, ``min_similarity=0.9``: 99.98% of the planted pairs, in about 30 s.
+
+    HNSW (``IndexHNSWFlat``, M=16, efConstruction=40) was measured on the same 1M
+    rows and rejected: 84 s to build, then 0.84 planted recall at ``efSearch=32``.
 
     Args:
         vectors: ``(n, d)`` float array of L2-normalised (or all-zero) rows.
@@ -348,12 +353,16 @@ def hamming_pairs(
     """Return every pair of binary codes within Hamming distance ``radius``.
 
     The search is exact. Small inputs are scanned with a FAISS ``IndexBinaryFlat``
-    range search; larger ones use multi-index hashing (the codes are cut into
-    ``m`` substrings of ``b`` bits and every bucket within ``radius // m`` flips of a
-    query substring is probed), with ``b`` and ``m`` chosen by a cost model.
-    FAISS's ``IndexBinaryMultiHash`` implements the same scheme but took 71 s for
-    1M 64-bit codes at radius 8 on 2 cores (std::unordered_map probes), against about
-    10 s here, so the tables are flat numpy arrays instead.
+    range search; larger ones use multi-index hashing: the codes are cut into ``m``
+    substrings of ``b`` bits, and every bucket within ``radius // m`` bit flips of a
+    query's substring is probed, which by the pigeonhole principle reaches every code
+    within ``radius``. A cost model picks ``b`` and ``m`` (for 1M 64-bit codes at
+    radius 8: 3 tables of 21 bits, 2 flips), or the flat scan when that is cheaper.
+
+    The tables are flat numpy arrays rather than FAISS's ``IndexBinaryMultiHash``,
+    which implements the same scheme with hash maps: on 1M 64-bit codes at radius 8
+    (2 cores) it took 71 s with the same exact layout, and 7 s with one flip, which
+    misses 2.4% of the pairs; this implementation takes about 15 s and misses none.
 
     Args:
         codes: ``(n, nbytes)`` uint8 array of packed hashes (as from ``np.packbits``).
@@ -435,10 +444,12 @@ def _plan_multi_index(n: int, nbits: int, radius: int) -> _MultiIndexPlan | None
     """Cheapest exact multi-index layout, or None when a flat scan is estimated cheaper."""
     best = None
     best_ns = _FLAT_NS_PER_PAIR_WORD * math.ceil(nbits / 64) * n * n
-    for bits in range(1, min(nbits, _MAX_TABLE_BITS) + 1):
+    widest = min(nbits, _MAX_TABLE_BITS)
+    for bits in range(1, widest + 1):
         tables = nbits // bits
         flips = radius // tables
-        if flips >= bits:
+        # Crowded buckets (more codes than buckets) cost more than the model says: skip them.
+        if flips >= bits or (2**bits < n and bits < widest):
             continue
         probes = tables * sum(math.comb(bits, f) for f in range(flips + 1))
         per_query = probes * (_PROBE_NS + _CANDIDATE_NS * n / 2**bits)
@@ -464,46 +475,47 @@ def _flat_hamming_pairs(codes: np.ndarray, *, radius: int, batch_size: int) -> C
 
 
 class _SubstringTable:
-    """Bucket every code by one substring: a CSR layout over all ``2**bits`` values."""
+    """Every code bucketed by the value of one substring (``2**bits`` buckets).
+
+    Buckets are stored as CSR (``starts`` into ``ids``) plus ``heads``, the first member
+    of every bucket, so that the common one-member bucket costs a single lookup.
+    """
 
     def __init__(self, words: np.ndarray, start: int, bits: int) -> None:
         self.keys = _substring_keys(words, start, bits)
         counts = np.bincount(self.keys, minlength=1 << bits)
+        id_type = np.min_scalar_type(len(words))
         self.counts = counts.astype(np.min_scalar_type(counts.max()))
-        self.starts = np.cumsum(counts) - counts
-        self.ids = np.argsort(self.keys, kind="stable").astype(np.min_scalar_type(len(words)))
+        self.starts = (np.cumsum(counts) - counts).astype(id_type)
+        self.ids = np.argsort(self.keys, kind="stable").astype(id_type)
+        self.heads = self.ids[np.minimum(self.starts, len(words) - 1)]  # unused where empty
 
     def candidates(
         self, rows: np.ndarray, flips: np.ndarray
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(query, candidate)`` id arrays for buckets within ``flips`` of ``rows``.
-
-        Output comes in chunks of roughly ``_CANDIDATES_PER_CHUNK`` pairs.
-        """
+        """Yield ``(query, candidate)`` id arrays for buckets within ``flips`` of ``rows``."""
         probes = (self.keys[rows, None] ^ flips).ravel()
         sizes = self.counts[probes]
-        hit = np.flatnonzero(sizes)
-        sizes, firsts = sizes[hit], self.starts[probes[hit]]
-        queries = rows[hit // len(flips)]
-        before = np.cumsum(sizes, dtype=np.int64) - sizes  # candidates of the earlier hits
-        total = int(before[-1] + sizes[-1]) if hit.size else 0
-        limits = np.arange(_CANDIDATES_PER_CHUNK, total, _CANDIDATES_PER_CHUNK)
+        hit = np.flatnonzero(sizes > 0)  # much faster than flatnonzero(sizes) on ints
+        buckets, queries, sizes = probes[hit], rows[hit // len(flips)], sizes[hit]
+        yield queries, self.heads[buckets].astype(np.int64)
+        more = np.flatnonzero(sizes > 1)
+        if more.size:
+            yield from self._tails(queries[more], buckets[more], sizes[more] - 1)
+
+    def _tails(
+        self, queries: np.ndarray, buckets: np.ndarray, counts: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The members after each bucket's head, in chunks of about ``_CANDIDATES_PER_CHUNK``."""
+        firsts = self.starts[buckets].astype(np.int64) + 1
+        before = np.cumsum(counts, dtype=np.int64) - counts  # members of the earlier buckets
+        limits = np.arange(_CANDIDATES_PER_CHUNK, before[-1] + counts[-1], _CANDIDATES_PER_CHUNK)
         cuts = np.searchsorted(before, limits)
-        for lo, hi in itertools.pairwise([0, *cuts.tolist(), hit.size]):
+        for lo, hi in itertools.pairwise([0, *cuts.tolist(), buckets.size]):
             if hi > lo:
-                offsets = before[lo:hi] - before[lo]
-                yield self._expand(queries[lo:hi], firsts[lo:hi], sizes[lo:hi], offsets)
-
-    def _expand(
-        self, queries: np.ndarray, firsts: np.ndarray, sizes: np.ndarray, before: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """List every bucket member once per probing query.
-
-        ``before[h]`` is the number of candidates that the hits ahead of hit ``h`` produce.
-        """
-        shift = np.repeat(before - firsts, sizes)
-        positions = np.arange(shift.size) - shift
-        return np.repeat(queries, sizes), self.ids[positions].astype(np.int64)
+                shift = np.repeat(before[lo:hi] - before[lo] - firsts[lo:hi], counts[lo:hi])
+                positions = np.arange(shift.size) - shift
+                yield np.repeat(queries[lo:hi], counts[lo:hi]), self.ids[positions].astype(np.int64)
 
 
 def _multi_index_pairs(
@@ -515,6 +527,8 @@ def _multi_index_pairs(
     workers: int,
 ) -> CandidatePairs:
     """Exact pairs within ``radius`` by multi-index hashing (see :class:`_MultiIndexPlan`)."""
+    if len(codes) < 2:
+        return CandidatePairs.empty()
     words = _as_words(codes)
     tables = [_SubstringTable(words, t * plan.bits, plan.bits) for t in range(plan.tables)]
     flips = _flip_masks(plan.bits, plan.flips)
@@ -542,12 +556,21 @@ def _verified_pairs(
         for i, j in table.candidates(rows, flips):
             later = j > i
             i, j = i[later], j[later]
-            dist = _popcount(words[i] ^ words[j]).sum(axis=1, dtype=np.int64)
+            dist = _hamming(words, i, j)
             near = dist <= radius
             found_i.append(i[near])
             found_j.append(j[near])
             found_d.append(dist[near].astype(np.float32))
     return _concat(found_i, np.int64), _concat(found_j, np.int64), _concat(found_d, np.float32)
+
+
+def _hamming(words: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Hamming distance between codes ``i`` and ``j`` (elementwise)."""
+    if words.shape[1] == 1:  # the common 64-bit case, without the row sum
+        column = words[:, 0]
+        return _popcount(column[i] ^ column[j]).astype(np.int64)
+    dist: np.ndarray = _popcount(words[i] ^ words[j]).sum(axis=1, dtype=np.int64)
+    return dist
 
 
 def _substring_keys(words: np.ndarray, start: int, bits: int) -> np.ndarray:
