@@ -8,15 +8,16 @@ flipped). Then it times, one at a time:
 
 1. ``lookalike.index.knn_pairs`` with the scan's settings (``MatchSettings``: k=10,
    min_similarity=0.6),
-2. ``lookalike.index.hamming_pairs`` at radius 8,
+2. ``lookalike.index.hamming_pairs`` at radius 8 (``--radius``),
 3. ``lookalike.grouping.connected_components`` over the union of both pair sets,
 
 and prints wall time, pairs, recall of the planted pairs and the peak RSS of each step
 (the kernel's high-water mark, reset before each step through ``/proc/self/clear_refs``).
-A size that exceeds ``--timeout-s`` or runs out of memory is reported as such.
+A size that exceeds ``--timeout-s`` or runs out of memory is reported as such, with the
+steps it finished before.
 
     python benchmarks/bench_descriptors_10m.py [--sizes 1000000,2000000,5000000,10000000]
-        [--workers 2] [--timeout-s 3600]
+        [--workers 2] [--radius 8] [--timeout-s 3600]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -85,8 +87,13 @@ def step(name: str, out: dict[str, Any], fn: Callable[..., Any], *args: Any, **k
     started = time.perf_counter()
     result = fn(*args, **kw)
     out[name] = {"s": round(time.perf_counter() - started, 2), "peak_rss": peak_rss()}
-    print(f"    {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
     return result
+
+
+def report(name: str, out: dict[str, Any]) -> None:
+    """One JSON line per finished step, so a parent that times out still has them."""
+    print(json.dumps({"step": name, **out[name]}), flush=True)
+    print(f"    {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
 
 
 def recall(pairs: Any, n: int, sources: np.ndarray, copies: np.ndarray) -> float:
@@ -94,7 +101,7 @@ def recall(pairs: Any, n: int, sources: np.ndarray, copies: np.ndarray) -> float
     return float(np.isin(planted, pairs.i * n + pairs.j).mean())
 
 
-def run_child(n: int, workers: int | None, seed: int) -> None:
+def run_child(n: int, workers: int | None, seed: int, radius: int) -> None:
     from lookalike.grouping import connected_components
     from lookalike.index import hamming_pairs, knn_pairs
     from lookalike.matching import MatchSettings
@@ -102,30 +109,34 @@ def run_child(n: int, workers: int | None, seed: int) -> None:
     settings = MatchSettings()
     out: dict[str, Any] = {"n": n}
     x, hashes, sources, copies = step("generate", out, generate, n, seed)
+    report("generate", out)
     knn = step(
         "knn_pairs", out, knn_pairs, x,
         k=settings.neighbours, min_similarity=settings.min_descriptor_similarity, workers=workers,
     )  # fmt: skip
     out["knn_pairs"].update(pairs=len(knn), recall=recall(knn, n, sources, copies))
+    report("knn_pairs", out)
     del x
-    ham = step("hamming_pairs", out, hamming_pairs, hashes, radius=RADIUS, workers=workers)
+    ham = step("hamming_pairs", out, hamming_pairs, hashes, radius=radius, workers=workers)
     out["hamming_pairs"].update(pairs=len(ham), recall=recall(ham, n, sources, copies))
+    report("hamming_pairs", out)
     i, j = np.concatenate([knn.i, ham.i]), np.concatenate([knn.j, ham.j])
     del knn, ham
     labels = step("connected_components", out, connected_components, n, i, j)
     out["connected_components"]["groups"] = int(np.count_nonzero(np.bincount(labels) > 1))
-    print(json.dumps(out), flush=True)
+    report("connected_components", out)
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         workers = int(sys.argv[3]) if sys.argv[3] != "0" else None
-        run_child(int(sys.argv[2]), workers, int(sys.argv[4]))
+        run_child(int(sys.argv[2]), workers, int(sys.argv[4]), int(sys.argv[5]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,2000000,5000000,10000000")
     parser.add_argument("--workers", type=int, default=0, help="threads (0: FAISS default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--radius", type=int, default=RADIUS, help="Hamming radius")
     parser.add_argument("--timeout-s", type=float, default=3600)
     args = parser.parse_args()
     steps = ("generate", "knn_pairs", "hamming_pairs", "connected_components")
@@ -133,26 +144,30 @@ def main() -> None:
     for n in (int(s) for s in args.sizes.split(",")):
         print(f"n={n:,}", file=sys.stderr, flush=True)
         cmd = [sys.executable, __file__, "--child", str(n), str(args.workers), str(args.seed)]
+        cmd.append(str(args.radius))
         load = os.getloadavg()[0]
-        try:
-            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=args.timeout_s)
-        except subprocess.TimeoutExpired:
-            rows.append((n, f"did not finish within {args.timeout_s:.0f} s", load))
-            continue
-        if done.returncode != 0:
-            rows.append(
-                (n, f"failed with exit code {done.returncode} (killed: out of memory?)", load)
-            )
-            continue
-        rows.append((n, json.loads(done.stdout.strip().splitlines()[-1]), load))
+        with tempfile.TemporaryFile("w+") as log:
+            proc = subprocess.Popen(cmd, stdout=log, text=True)
+            try:
+                problem = None if proc.wait(timeout=args.timeout_s) == 0 else "failed"
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                problem = f"did not finish within {args.timeout_s:.0f} s"
+            log.seek(0)
+            done = {d.pop("step"): d for d in map(json.loads, log.read().splitlines())}
+        if problem == "failed":
+            problem = f"failed with exit code {proc.returncode} (killed: out of memory?)"
+        rows.append((n, done, problem, load))
+    print(f"radius {args.radius}, workers {args.workers or 'FAISS default'}")
     print(
         f"{'n':>11} {'step':<21}{'seconds':>9}{'peak RSS GiB':>14}{'pairs|groups':>13}{'recall':>8}"
     )
-    for n, out, load in rows:
-        if isinstance(out, str):
-            print(f"{n:>11,} {out}")
-            continue
+    for n, out, problem, load in rows:
         for name in steps:
+            if name not in out:
+                print(f"{n:>11,} {name:<21} {problem}")
+                break
             s = out[name]
             pairs = s.get("pairs", s.get("groups", ""))
             rec = f"{s['recall']:.4f}" if "recall" in s else ""
@@ -160,8 +175,9 @@ def main() -> None:
                 f"{n:>11,} {name:<21}{s['s']:>9.1f}{s['peak_rss'] / 2**30:>14.2f}"
                 f"{pairs:>13}{rec:>8}"
             )
-        total = sum(out[name]["s"] for name in steps[1:])
-        print(f"{n:>11,} {'search + grouping':<21}{total:>9.1f}   (load average {load:.1f})")
+        if problem is None:
+            total = sum(out[name]["s"] for name in steps[1:])
+            print(f"{n:>11,} {'search + grouping':<21}{total:>9.1f}   (load average {load:.1f})")
 
 
 if __name__ == "__main__":
