@@ -8,7 +8,8 @@ flipped). Then it times, one at a time:
 
 1. ``lookalike.index.knn_pairs`` with the scan's settings (``MatchSettings``: k=10,
    min_similarity=0.6),
-2. ``lookalike.index.hamming_pairs`` at radius 8 (``--radius``),
+2. ``lookalike.index.hamming_pairs`` at radius 8 (``--radius``; 0 leaves this step out:
+   a scan searches descriptors only, the hashes are kept as evidence),
 3. ``lookalike.grouping.connected_components`` over the union of both pair sets,
 
 and prints wall time, pairs, recall of the planted pairs and the peak RSS of each step
@@ -117,11 +118,14 @@ def run_child(n: int, workers: int | None, seed: int, radius: int) -> None:
     out["knn_pairs"].update(pairs=len(knn), recall=recall(knn, n, sources, copies))
     report("knn_pairs", out)
     del x
-    ham = step("hamming_pairs", out, hamming_pairs, hashes, radius=radius, workers=workers)
-    out["hamming_pairs"].update(pairs=len(ham), recall=recall(ham, n, sources, copies))
-    report("hamming_pairs", out)
-    i, j = np.concatenate([knn.i, ham.i]), np.concatenate([knn.j, ham.j])
-    del knn, ham
+    i, j = knn.i, knn.j
+    if radius > 0:
+        ham = step("hamming_pairs", out, hamming_pairs, hashes, radius=radius, workers=workers)
+        out["hamming_pairs"].update(pairs=len(ham), recall=recall(ham, n, sources, copies))
+        report("hamming_pairs", out)
+        i, j = np.concatenate([knn.i, ham.i]), np.concatenate([knn.j, ham.j])
+        del ham
+    del knn
     labels = step("connected_components", out, connected_components, n, i, j)
     out["connected_components"]["groups"] = int(np.count_nonzero(np.bincount(labels) > 1))
     report("connected_components", out)
@@ -139,7 +143,9 @@ def main() -> None:
     parser.add_argument("--radius", type=int, default=RADIUS, help="Hamming radius")
     parser.add_argument("--timeout-s", type=float, default=3600)
     args = parser.parse_args()
-    steps = ("generate", "knn_pairs", "hamming_pairs", "connected_components")
+    steps: tuple[str, ...] = ("generate", "knn_pairs", "hamming_pairs", "connected_components")
+    if args.radius <= 0:
+        steps = tuple(s for s in steps if s != "hamming_pairs")
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         print(f"n={n:,}", file=sys.stderr, flush=True)
@@ -159,7 +165,7 @@ def main() -> None:
         if problem == "failed":
             problem = f"failed with exit code {proc.returncode} (killed: out of memory?)"
         rows.append((n, done, problem, load))
-    print(f"radius {args.radius}, workers {args.workers or 'FAISS default'}")
+    print(f"radius {args.radius or '(no Hamming step)'}, workers {args.workers or 'FAISS default'}")
     print(
         f"{'n':>11} {'step':<21}{'seconds':>9}{'peak RSS GiB':>14}{'pairs|groups':>13}{'recall':>8}"
     )

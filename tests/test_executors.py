@@ -15,8 +15,10 @@ from lookalike.executors import (
     ProcessExecutor,
     SerialExecutor,
     ThreadExecutor,
+    LOCAL_PROCESSES_FROM,
     check_engine,
     get_executor,
+    local_pool,
 )
 from lookalike.extraction import ExtractTask, extract_file
 from lookalike.testing import write_dataset
@@ -179,3 +181,19 @@ def test_scan_survives_a_dying_worker_process(tmp_path, monkeypatch) -> None:
     assert not result.failures
     assert result.images == len(truth.images)
     assert canonical_groups(result, str(root)) == canonical_groups(reference, str(root))
+
+
+def test_local_engine_uses_threads_for_small_runs_and_processes_for_large_ones() -> None:
+    many = LOCAL_PROCESSES_FROM
+    assert local_pool("local", tasks=many - 1, workers=2) == "threads"
+    assert local_pool("local", tasks=many, workers=2) == "processes"
+    assert local_pool("local", tasks=many, workers=1) == "threads"
+    assert local_pool("local", tasks=many, workers=2, in_process=True) == "threads"
+    assert local_pool("threads", tasks=many, workers=2) == "threads"
+    small = get_executor("local", workers=2, tasks=10)
+    large = get_executor("local", workers=2, tasks=many)
+    try:
+        assert isinstance(small, ThreadExecutor) and isinstance(large, ProcessExecutor)
+    finally:
+        small.close()
+        large.close()

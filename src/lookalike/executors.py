@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
@@ -39,6 +40,14 @@ LostFn = Callable[[T, BaseException], R]
 logger = logging.getLogger(__name__)
 
 ENGINES = ("local", "threads", "processes", "serial", "dask")
+LOCAL_PROCESSES_FROM = 2000
+"""``local`` runs this many tasks or more in a process pool, fewer in a thread pool.
+
+Threads start at once but share the GIL with the client (unpickling nothing, but writing
+the store and running Python around the decoders): on 100,000 small JPEGs two threads
+reached 1,355 images/s and two processes 2,063 (``benchmarks/bench_engines.py``). A
+process pool costs about half a second to start, which pays off from a few thousand files.
+"""
 SHARD_RETRIES = 1
 """How many times a shard whose worker died is submitted again before its tasks are lost."""
 
@@ -256,15 +265,45 @@ def check_engine(engine: str, *, workers: int | None = None, scheduler: str | No
         )
 
 
+def local_pool(engine: str, *, tasks: int, workers: int, in_process: bool = False) -> str:
+    """The pool that ``local`` means for a run: ``processes`` or ``threads``.
+
+    ``local`` is a process pool for :data:`LOCAL_PROCESSES_FROM` tasks or more on more
+    than one worker, and a thread pool otherwise, or whenever the tasks read data that
+    lives in this process only (``in_process``: an fsspec ``memory://`` root), or when
+    worker processes could not start (the main script is not a file, e.g. ``python -``).
+    Other engines name their pool themselves.
+    """
+    if engine != "local":
+        return engine
+    if in_process or workers < 2 or tasks < LOCAL_PROCESSES_FROM or not _can_start_processes():
+        return "threads"
+    return "processes"
+
+
+def _can_start_processes() -> bool:
+    """False when the main module names a file that does not exist (``python -`` reads
+    ``<stdin>``): forkserver and spawn workers re-import the main script and would die."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
 def get_executor(
-    engine: str, *, workers: int | None = None, scheduler: str | None = None
+    engine: str,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    tasks: int = 0,
+    in_process: bool = False,
 ) -> Executor:
     """Build the executor named ``engine``.
 
-    ``local`` (default) is a thread pool; ``threads`` the same; ``processes`` a local
-    process pool; ``serial`` runs in the calling thread; ``dask`` runs on a Dask cluster:
-    the one at ``scheduler`` (``tcp://HOST:8786``), or a local cluster of ``workers``
-    processes. Local engines use ``workers`` (default: the usable CPUs).
+    ``local`` (default) is a local process pool for large runs and a thread pool for small
+    ones (:func:`local_pool`; ``tasks`` is the number of tasks to come); ``threads`` a
+    thread pool; ``processes`` a local process pool; ``serial`` runs in the calling
+    thread; ``dask`` runs on a Dask cluster: the one at ``scheduler``
+    (``tcp://HOST:8786``), or a local cluster of ``workers`` processes. Local engines use
+    ``workers`` (default: the usable CPUs).
 
     Raises:
         ConfigError: see :func:`check_engine`.
@@ -280,6 +319,6 @@ def get_executor(
     n = workers if workers is not None else default_workers()
     if engine == "serial":
         return SerialExecutor()
-    if engine in ("local", "threads"):
+    if local_pool(engine, tasks=tasks, workers=n, in_process=in_process) == "threads":
         return ThreadExecutor(n)
     return ProcessExecutor(n)

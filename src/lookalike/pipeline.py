@@ -30,7 +30,7 @@ from .extraction import (
 from .grouping import FileInfo, KeeperPolicy, build_groups
 from .matching import MatchSettings, PairJudge, find_pairs
 from .records import Failure, Group, Pair
-from .remote import read_bytes
+from .remote import lives_in_this_process, read_bytes
 from .store import Store, default_store_path
 
 _BATCH = 32
@@ -187,7 +187,13 @@ def _extract_all(
     done = 0
     _report(progress, Stage.EXTRACT, 0, len(tasks))
     if tasks:
-        executor = get_executor(engine, workers=workers, scheduler=scheduler)
+        executor = get_executor(
+            engine,
+            workers=workers,
+            scheduler=scheduler,
+            tasks=len(tasks),
+            in_process=any(lives_in_this_process(r) for r in roots),
+        )
         try:
             outcomes = executor.map_unordered(extract_file, tasks, lost=worker_failure)
             for batch in _batches(outcomes):

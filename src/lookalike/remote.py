@@ -41,6 +41,11 @@ def is_url(path: str | os.PathLike[str]) -> bool:
     return isinstance(path, str) and _URL.match(path) is not None
 
 
+def lives_in_this_process(path: str) -> bool:
+    """True for URLs whose data only this process can read (fsspec ``memory://``)."""
+    return str(path).startswith("memory://")
+
+
 def normalise_url_root(url: str) -> str:
     """Check that a URL root exists and is a folder; return it without a trailing ``/``.
 
