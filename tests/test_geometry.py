@@ -124,3 +124,40 @@ def test_a_rescan_verifies_nothing_again(geometric_set, tmp_path, monkeypatch) -
     )
     lookalike.scan([geometric_set / "images"], db=tmp_path / "s.db", workers=1)
     assert calls == []
+
+
+def test_parallel_alignment_finds_the_same_groups_as_one_worker(geometric_set, tmp_path) -> None:
+    one = lookalike.scan([geometric_set / "images"], db=tmp_path / "one.db", workers=1)
+    two = lookalike.scan([geometric_set / "images"], db=tmp_path / "two.db", workers=2)
+
+    def canonical(result: lookalike.ScanResult) -> list[tuple[str, tuple[str, ...]]]:
+        return sorted((g.keeper, tuple(sorted(m.path for m in g.members))) for g in result.groups)
+
+    assert canonical(one) == canonical(two)
+    assert [(p.a, p.b, p.relation) for p in one.pairs] == [(p.a, p.b, p.relation) for p in two.pairs]
+
+
+def test_no_geometry_finds_whole_pictures_only(geometric_set, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from lookalike.cli import main
+
+    out = tmp_path / "r.json"
+    args = ["scan", str(geometric_set / "images"), "--db", str(tmp_path / "s.db"), "-q",
+            "--no-geometry", "--json", str(out)]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    import json
+
+    members = [m for g in json.loads(out.read_text())["groups"] for m in g["members"]]
+    methods = {m.get("evidence", {}).get("method") for m in members}
+    assert members and not any("geometry" in (m or "") for m in methods)
+    truth = load_truth(geometric_set / "truth.json")
+    found = {m["path"] for m in members}
+    rotated = [p for p, v in truth.variant_of.items() if v["transform"] == "rotate"]
+    default = lookalike.scan([geometric_set / "images"], db=tmp_path / "d.db", workers=1)
+    with_geometry = {m.path for g in default.groups for m in g.members}
+    assert sum(f.endswith(r) for f in with_geometry for r in rotated) > sum(
+        f.endswith(r) for f in found for r in rotated
+    )
+    quality = [p for p, v in truth.variant_of.items() if v["transform"] == "jpeg_quality"]
+    assert any(f.endswith(q) for f in found for q in quality)

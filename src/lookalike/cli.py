@@ -77,6 +77,11 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--no-mirror", is_flag=True, help="Do not report mirror images (relation 'mirror')."
         ),
         click.option(
+            "--no-geometry",
+            is_flag=True,
+            help="Do not look for crops and rotations: whole-picture duplicates only (faster).",
+        ),
+        click.option(
             "--model",
             type=click.Path(dir_okay=False),
             default=None,
@@ -173,7 +178,12 @@ def _settings(kw: dict[str, Any]) -> Any:
         settings = replace(settings, max_pixels=kw["max_pixels"])
     settings = replace(
         settings,
-        match=preset_settings(kw["preset"], mirror=not kw["no_mirror"], min_score=kw["min_score"]),
+        match=preset_settings(
+            kw["preset"],
+            mirror=not kw["no_mirror"],
+            geometric=not kw["no_geometry"],
+            min_score=kw["min_score"],
+        ),
     )
     if kw["model"] or kw["embeddings_file"]:
         settings = replace(settings, embeddings=_embedding_settings(kw))

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import DecodeError, require
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own hard limit (2 x MAX_IMAGE_PIXELS)
-DRAFT_PX = 256
+DRAFT_PX = 128  # the thumbnail size (features.THUMB_PX): decode no more than it needs
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .mpo .heic .heif .avif".split()

@@ -101,7 +101,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_settings(
-    name: str, *, mirror: bool = True, min_score: float | None = None
+    name: str, *, mirror: bool = True, geometric: bool = True, min_score: float | None = None
 ) -> MatchSettings:
     """The :class:`MatchSettings` of a named preset (``strict``, ``balanced``, ``loose``).
 
@@ -117,7 +117,7 @@ def preset_settings(
     knobs = dict(PRESETS[name])
     if min_score is not None:
         knobs["min_score"] = min_score
-    base = MatchSettings(mirror=mirror)
+    base = MatchSettings(mirror=mirror, geometric=geometric)
     verify = replace(base.verify, min_score=knobs.pop("min_score", base.verify.min_score))
     geo_keys = {k: knobs.pop(k) for k in ("max_angle_deg", "min_response") if k in knobs}
     return replace(base, verify=verify, geometry=replace(base.geometry, **geo_keys), **knobs)
@@ -464,7 +464,8 @@ def find_pairs(
                 for (i, j), (v, _) in candidates.items()
             ]
             judge.screen_many([k for k in keys if not linked.same(k[0], k[1])])
-            _judge_all(rows, candidates, judge, found, linked, label, geometric=True)
+            _judge_all(rows, candidates, judge, found, linked, label, geometric=True,
+                       workers=workers)  # fmt: skip
     return [found[k] for k in sorted(found)]
 
 
@@ -515,11 +516,56 @@ def _judge_all(
     geometric: bool,
     workers: int | None = None,
 ) -> None:
+    """Judge candidates, most similar first, adding accepted pairs to ``found``.
+
+    Whole-picture checks of all candidates run on worker threads first. Geometric checks
+    skip pairs already linked, so they run in small rounds: the round's unlinked pairs
+    on worker threads (OpenCV's alignment releases the GIL), then the round in order.
+    """
     order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
     if not geometric:
         _prefetch_identity(rows, order, judge, found, workers)
+        _judge_in_order(rows, order, judge, found, linked, label, geometric=False)
+        return
+    n = workers if workers is not None else default_workers()
+    if n < 2:
+        _judge_in_order(rows, order, judge, found, linked, label, geometric=True)
+        return
+    with ThreadPoolExecutor(n, thread_name_prefix="lookalike-align") as pool:
+        size = 4 * n
+        for start in range(0, len(order), size):
+            part = order[start : start + size]
+            todo = [
+                (key, _orientation(view))
+                for key, view in ((_digest_pair(rows, i, j), v) for (i, j), (v, _) in part)
+                if key not in found and not linked.same(*key)
+            ]
+            list(pool.map(lambda t: judge.judge(*t[0], geometric=True, mirror=t[1]), todo))
+            _judge_in_order(rows, part, judge, found, linked, label, geometric=True)
+
+
+def _digest_pair(rows: Sequence[ImageRow], i: int, j: int) -> tuple[str, str]:
+    a, b = rows[i].digest, rows[j].digest
+    return (a, b) if a <= b else (b, a)
+
+
+def _judge_in_order(
+    rows: Sequence[ImageRow],
+    order: list[tuple[tuple[int, int], tuple[str, float]]],
+    judge: PairJudge,
+    found: dict[tuple[str, str], DigestPair],
+    linked: _Links,
+    label: str,
+    *,
+    geometric: bool,
+) -> None:
+    """Judge candidates in order, skipping (for geometry) pairs already linked.
+
+    The verdicts may already be cached by a parallel pass over the same candidates; this
+    sequential pass decides what is found, so every worker count gives the same pairs.
+    """
     for (i, j), (view, sim) in order:
-        key = tuple(sorted((rows[i].digest, rows[j].digest)))
+        key = _digest_pair(rows, i, j)
         if key in found or (geometric and linked.same(*key)):
             continue
         pair = judge.judge(*key, geometric=geometric, mirror=_orientation(view))
@@ -527,7 +573,7 @@ def _judge_all(
             pair.evidence.setdefault(label, round(float(sim), 4))
             if label == "view_similarity":
                 pair.evidence.setdefault("view", view)
-            found[key] = pair  # type: ignore[index]
+            found[key] = pair
             linked.link(*key)
 
 
