@@ -8,7 +8,7 @@ against the fastest. Rounds alternate floors / cold scan / warm re-scan so machi
 hits all of them alike; the best round of each is reported, with ratios, and the cold
 scan's split into extraction (discover, read, decode, features, store) and matching.
 
-    python benchmarks/bench_scan.py [ROOT] [--rounds 3] [--workers 2] [--engine local]
+    python benchmarks/bench_scan.py [ROOT] [--rounds 3] [--workers 2] [--engine local] [--no-geometry]
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from PIL import Image
 
 import lookalike
 from lookalike.decoding import DRAFT_PX
+from lookalike.matching import MatchSettings
+from lookalike.pipeline import ScanSettings
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "benchdata" / "public" / "images"
 
@@ -46,9 +48,11 @@ def time_floor(paths: list[str], workers: int, mode: str, px: int = 256) -> floa
     return time.perf_counter() - start
 
 
-def time_scan(root: Path, db: Path, workers: int, engine: str) -> tuple[float, lookalike.ScanResult]:
+def time_scan(
+    root: Path, db: Path, workers: int, engine: str, settings: ScanSettings
+) -> tuple[float, lookalike.ScanResult]:
     start = time.perf_counter()
-    result = lookalike.scan([root], db=db, workers=workers, engine=engine)
+    result = lookalike.scan([root], db=db, workers=workers, engine=engine, settings=settings)
     return time.perf_counter() - start, result
 
 
@@ -58,7 +62,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engine", default="local")
+    parser.add_argument(
+        "--no-geometry", action="store_true", help="whole-picture duplicates only (no crops, rotations, mirrors)"
+    )
     args = parser.parse_args()
+    geometric = not args.no_geometry
+    settings = ScanSettings(match=MatchSettings(geometric=geometric, mirror=geometric))
     paths = list_files(args.root)
     n = len(paths)
     for p in paths:  # warm the page cache so every contender reads from memory
@@ -73,14 +82,17 @@ def main() -> None:
                 "floor_l": time_floor(paths, args.workers, "L"),
                 "floor_l_scan": time_floor(paths, args.workers, "L", DRAFT_PX),
             }
-            timings["cold"], result = time_scan(args.root, db, args.workers, args.engine)
+            timings["cold"], result = time_scan(args.root, db, args.workers, args.engine, settings)
             if timings["cold"] < best.get("cold", float("inf")):
                 split = result.stats
-            timings["warm"], _ = time_scan(args.root, db, args.workers, args.engine)
+            timings["warm"], _ = time_scan(args.root, db, args.workers, args.engine, settings)
         for key, value in timings.items():
             best[key] = min(best.get(key, float("inf")), value)
     floor = min(best["floor_rgb"], best["floor_l"], best["floor_l_scan"])
-    print(f"files: {n}  images: {result.images}  workers: {args.workers}  engine: {args.engine}")
+    print(
+        f"files: {n}  images: {result.images}  workers: {args.workers}  engine: {args.engine}"
+        f"  crops/rotations/mirrors: {'on' if geometric else 'off'}  load: {os.getloadavg()[0]:.1f}"
+    )
     print(f"floors: RGB and L drafted to 256 px, L drafted to {DRAFT_PX} px like the scan")
     for key in ("floor_rgb", "floor_l", "floor_l_scan", "cold", "warm"):
         print(f"{key:>12}: {best[key]:7.3f} s  {n / best[key]:8.1f} files/s")

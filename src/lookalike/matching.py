@@ -188,33 +188,6 @@ class PairJudge:
             np.stack([fill, fill[:, ::-1]]),
         )
 
-    def warm(
-        self, digests: Sequence[str], geometric: Sequence[str] = (), *, workers: int | None = None
-    ) -> None:
-        """Prepare per-image data on worker threads, ahead of the pairs.
-
-        ``digests`` get the whole-picture data, ``geometric`` also the spectra for
-        alignment. OpenCV and NumPy release the GIL for most of it, so this runs in
-        parallel; later look-ups hit the caches. Only as many images as the caches hold
-        are prepared.
-        """
-        n = workers if workers is not None else self.workers
-        spectra = set(list(dict.fromkeys(geometric))[:4096])
-        todo = list(dict.fromkeys([*digests, *spectra]))[:4096]
-        if n < 2 or len(todo) < 32:
-            return
-
-        def prepare(digest: str) -> None:
-            if self.rows[digest].features.is_flat:
-                return
-            self._coarse(digest)
-            self._prepared(digest)
-            if digest in spectra:
-                self._geo(digest)
-
-        with ThreadPoolExecutor(n, thread_name_prefix="lookalike-prepare") as pool:
-            list(pool.map(prepare, todo))
-
     def screen_many(self, pairs: Sequence[tuple[str, str, bool | None]]) -> None:
         """Screen ``(a, b, mirror)`` pairs whose geometry is still to be judged, in one batch
         (``mirror=None``: both orientations)."""
@@ -445,27 +418,18 @@ def find_pairs(
         vectors, settings.neighbours, settings.min_descriptor_similarity, workers
     )
     views = _views(rows, settings, vectors, workers)
-    involved = sorted({i for pair in (*identity, *views, *(extra or {})) for i in pair})
-    aligned = sorted({i for pair in (*views, *(extra or {})) for i in pair})
-    judge.warm(
-        [rows[i].digest for i in involved],
-        [rows[i].digest for i in aligned] if settings.geometric else [],
-        workers=workers,
-    )
     linked = _Links()
-    _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
-               workers=workers)  # fmt: skip
+    _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False)
     for label, candidates in (("view_similarity", views),
                               ("embedding_similarity", extra or {})):  # fmt: skip
-        _judge_all(rows, candidates, judge, found, linked, label, geometric=False, workers=workers)
+        _judge_all(rows, candidates, judge, found, linked, label, geometric=False)
         if settings.geometric and candidates:
             keys = [
                 (rows[i].digest, rows[j].digest, _orientation(v))
                 for (i, j), (v, _) in candidates.items()
             ]
             judge.screen_many([k for k in keys if not linked.same(k[0], k[1])])
-            _judge_all(rows, candidates, judge, found, linked, label, geometric=True,
-                       workers=workers)  # fmt: skip
+            _judge_all(rows, candidates, judge, found, linked, label, geometric=True)
     return [found[k] for k in sorted(found)]
 
 
@@ -514,56 +478,14 @@ def _judge_all(
     label: str,
     *,
     geometric: bool,
-    workers: int | None = None,
 ) -> None:
     """Judge candidates, most similar first, adding accepted pairs to ``found``.
 
-    Whole-picture checks of all candidates run on worker threads first. Geometric checks
-    skip pairs already linked, so they run in small rounds: the round's unlinked pairs
-    on worker threads (OpenCV's alignment releases the GIL), then the round in order.
+    Geometric checks skip pairs already linked (grouping verifies every member against
+    its keeper anyway). This runs on the calling thread: the checks are many small NumPy
+    and OpenCV calls, and worker threads made them slower (GIL hand-offs), not faster.
     """
     order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
-    if not geometric:
-        _prefetch_identity(rows, order, judge, found, workers)
-        _judge_in_order(rows, order, judge, found, linked, label, geometric=False)
-        return
-    n = workers if workers is not None else default_workers()
-    if n < 2:
-        _judge_in_order(rows, order, judge, found, linked, label, geometric=True)
-        return
-    with ThreadPoolExecutor(n, thread_name_prefix="lookalike-align") as pool:
-        size = 4 * n
-        for start in range(0, len(order), size):
-            part = order[start : start + size]
-            todo = [
-                (key, _orientation(view))
-                for key, view in ((_digest_pair(rows, i, j), v) for (i, j), (v, _) in part)
-                if key not in found and not linked.same(*key)
-            ]
-            list(pool.map(lambda t: judge.judge(*t[0], geometric=True, mirror=t[1]), todo))
-            _judge_in_order(rows, part, judge, found, linked, label, geometric=True)
-
-
-def _digest_pair(rows: Sequence[ImageRow], i: int, j: int) -> tuple[str, str]:
-    a, b = rows[i].digest, rows[j].digest
-    return (a, b) if a <= b else (b, a)
-
-
-def _judge_in_order(
-    rows: Sequence[ImageRow],
-    order: list[tuple[tuple[int, int], tuple[str, float]]],
-    judge: PairJudge,
-    found: dict[tuple[str, str], DigestPair],
-    linked: _Links,
-    label: str,
-    *,
-    geometric: bool,
-) -> None:
-    """Judge candidates in order, skipping (for geometry) pairs already linked.
-
-    The verdicts may already be cached by a parallel pass over the same candidates; this
-    sequential pass decides what is found, so every worker count gives the same pairs.
-    """
     for (i, j), (view, sim) in order:
         key = _digest_pair(rows, i, j)
         if key in found or (geometric and linked.same(*key)):
@@ -577,6 +499,11 @@ def _judge_in_order(
             linked.link(*key)
 
 
+def _digest_pair(rows: Sequence[ImageRow], i: int, j: int) -> tuple[str, str]:
+    a, b = rows[i].digest, rows[j].digest
+    return (a, b) if a <= b else (b, a)
+
+
 def _screen_parallel(
     prepared: list[GeoPrepared], tries: list[tuple[int, int, bool]], workers: int
 ) -> list[Screen]:
@@ -587,30 +514,6 @@ def _screen_parallel(
         return screen_pairs(prepared, tries)
     with ThreadPoolExecutor(workers, thread_name_prefix="lookalike-screen") as pool:
         return [s for part in pool.map(lambda c: screen_pairs(prepared, c), chunks) for s in part]
-
-
-def _prefetch_identity(
-    rows: Sequence[ImageRow],
-    order: list[tuple[tuple[int, int], tuple[str, float]]],
-    judge: PairJudge,
-    found: dict[tuple[str, str], DigestPair],
-    workers: int | None,
-) -> None:
-    """Run whole-picture checks of independent candidates on worker threads.
-
-    They fill the judge's verdict cache; OpenCV and NumPy release the GIL for most of the
-    work. The caller's sequential pass then reads the cached verdicts.
-    """
-    n = workers if workers is not None else default_workers()
-    todo = [
-        (rows[i].digest, rows[j].digest, _orientation(view))
-        for (i, j), (view, _) in order
-        if tuple(sorted((rows[i].digest, rows[j].digest))) not in found
-    ]
-    if n < 2 or len(todo) < 64:
-        return
-    with ThreadPoolExecutor(n, thread_name_prefix="lookalike-verify") as pool:
-        list(pool.map(lambda t: judge.judge(t[0], t[1], geometric=False, mirror=t[2]), todo))
 
 
 def view_candidates(
