@@ -322,12 +322,12 @@ class PairJudge:
 
     def _verify_geometry(self, a: str, b: str, orientations: list[bool]) -> Verdict:
         """Screen the orientations, align the better one, compare inside the overlap."""
-        ga, gb = self._geo(a), self._geo(b)
         cached = self._screens.pop((a, b), {})
         missing = [m for m in orientations if m not in cached]
         if missing:
+            pair = [self._geo(a), self._geo(b)]
             cached.update(
-                zip(missing, screen_pairs([ga, gb], [(0, 1, m) for m in missing]), strict=True)
+                zip(missing, screen_pairs(pair, [(0, 1, m) for m in missing]), strict=True)
             )
         self.stats["screened"] += 1
         mirror = max(orientations, key=lambda m: cached[m].response)
@@ -339,6 +339,7 @@ class PairJudge:
                         "reason": "spectra differ"}  # fmt: skip
             return Verdict(False, 0.0, evidence)
         self.stats["aligned"] += 1
+        ga, gb = self._geo(a), self._geo(b)  # only now: most pairs stop at the screen
         (ecc_a, plain_a, tex_a, fill_a), (ecc_b, plain_b, tex_b, fill_b) = (
             self._aligning(a),
             self._aligning(b),
@@ -492,7 +493,10 @@ def _judge_all(
     its keeper anyway). This runs on the calling thread: the checks are many small NumPy
     and OpenCV calls, and worker threads made them slower (GIL hand-offs), not faster.
     """
-    order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    if geometric:  # most similar first: later pairs may be linked by then
+        order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    else:  # any order finds the same pairs; image by image reuses its cached data
+        order = sorted(candidates.items())
     for (i, j), (view, sim) in order:
         key = _digest_pair(rows, i, j)
         if key in found or (geometric and linked.same(*key)):
