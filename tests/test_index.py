@@ -310,3 +310,18 @@ def test_popcount_fallback_for_numpy_1(monkeypatch):
     want = index._popcount(words)
     monkeypatch.delattr(np, "bitwise_count")
     np.testing.assert_array_equal(index._popcount(words), want)
+
+
+def test_locality_ranks_are_a_permutation_that_keeps_clusters_together() -> None:
+    from lookalike.index import locality_ranks
+
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((4, 16)).astype(np.float32)
+    labels = rng.integers(0, 4, size=2000)
+    x = centres[labels] + 0.05 * rng.standard_normal((2000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ranks = locality_ranks(x, cell_size=500)
+    assert sorted(ranks.tolist()) == list(range(2000))
+    by_rank = labels[np.argsort(ranks)]
+    assert np.count_nonzero(by_rank[1:] != by_rank[:-1]) <= 8  # few cluster boundaries
+    assert locality_ranks(x[:100], cell_size=500).tolist() == list(range(100))

@@ -46,7 +46,7 @@ from .geometry import (
     screen_pairs,
     textured,
 )
-from .index import knn_pairs
+from .index import knn_pairs, locality_ranks
 from .store import ImageRow
 from .verify import (
     Prepared,
@@ -206,7 +206,7 @@ class PairJudge:
             if hit is not None and (hit[0] or wanted <= set(json.loads(hit[2]).get("tried", []))):
                 continue
             todo.append((a, b, [step == "mirror geometry" for step in sorted(wanted)]))
-        todo.sort()  # pairs of one image together, so its spectra are prepared once
+        # in the caller's order (cache-friendly), so each batch needs few images' spectra
         for start in range(0, len(todo), _SCREEN_BATCH):
             self._screen_batch(todo[start : start + _SCREEN_BATCH])
 
@@ -377,6 +377,7 @@ class PairJudge:
 
 _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
 _SCREEN_BATCH = 2048
+_CACHE_FRIENDLY_CELL = 256  # images per k-means cell when ordering work for the caches
 """Pairs screened together; bounds the spectra held at once (about 0.1 MB an image)."""
 
 
@@ -426,17 +427,20 @@ def find_pairs(
         vectors, settings.neighbours, settings.min_descriptor_similarity, workers
     )
     views = _views(rows, settings, vectors, workers)
+    ranks = locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
     linked = _Links()
-    _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False)
+    _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
+               ranks=ranks)  # fmt: skip
     for label, candidates in (("view_similarity", views),
                               ("embedding_similarity", extra or {})):  # fmt: skip
-        _judge_all(rows, candidates, judge, found, linked, label, geometric=False)
+        _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks)
         if settings.geometric and candidates:
             keys = [
-                (rows[i].digest, rows[j].digest, _orientation(v))
-                for (i, j), (v, _) in candidates.items()
+                (rows[i].digest, rows[j].digest, _orientation(v), _rank_key(ranks, i, j))
+                for (i, j), (v, _) in sorted(candidates.items())
             ]
-            judge.screen_many([k for k in keys if not linked.same(k[0], k[1])])
+            keys.sort(key=lambda k: k[3])
+            judge.screen_many([k[:3] for k in keys if not linked.same(k[0], k[1])])
             _judge_all(rows, candidates, judge, found, linked, label, geometric=True)
     return [found[k] for k in sorted(found)]
 
@@ -486,8 +490,13 @@ def _judge_all(
     label: str,
     *,
     geometric: bool,
+    ranks: np.ndarray | None = None,
 ) -> None:
-    """Judge candidates, most similar first, adding accepted pairs to ``found``.
+    """Judge candidates, adding accepted pairs to ``found``.
+
+    Geometric checks go most similar first; whole-picture checks go in ``ranks`` order
+    (:func:`lookalike.index.locality_ranks`), which finds the same pairs in any order and
+    keeps the per-image caches warm.
 
     Geometric checks skip pairs already linked (grouping verifies every member against
     its keeper anyway). This runs on the calling thread: the checks are many small NumPy
@@ -495,8 +504,10 @@ def _judge_all(
     """
     if geometric:  # most similar first: later pairs may be linked by then
         order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
-    else:  # any order finds the same pairs; image by image reuses its cached data
+    elif ranks is None:
         order = sorted(candidates.items())
+    else:
+        order = sorted(candidates.items(), key=lambda kv: (_rank_key(ranks, *kv[0]), kv[0]))
     for (i, j), (view, sim) in order:
         key = _digest_pair(rows, i, j)
         if key in found or (geometric and linked.same(*key)):
@@ -508,6 +519,11 @@ def _judge_all(
                 pair.evidence.setdefault("view", view)
             found[key] = pair
             linked.link(*key)
+
+
+def _rank_key(ranks: np.ndarray, i: int, j: int) -> tuple[int, int]:
+    a, b = int(ranks[i]), int(ranks[j])
+    return (a, b) if a <= b else (b, a)
 
 
 def _digest_pair(rows: Sequence[ImageRow], i: int, j: int) -> tuple[str, str]:
