@@ -190,8 +190,8 @@ class PairJudge:
         )
 
     def screen_many(self, pairs: Sequence[tuple[str, str, bool | None]]) -> None:
-        """Screen ``(a, b, mirror)`` pairs whose geometry is still to be judged, in one batch
-        (``mirror=None``: both orientations)."""
+        """Screen ``(a, b, mirror)`` pairs whose geometry is still to be judged, in batches
+        taken in the given order (``mirror=None``: both orientations)."""
         todo: list[tuple[str, str, list[bool]]] = []
         for a, b, mirror in pairs:
             a, b = sorted((a, b))
@@ -377,8 +377,9 @@ class PairJudge:
 
 _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
 _SCREEN_BATCH = 2048
-_CACHE_FRIENDLY_CELL = 256  # images per k-means cell when ordering work for the caches
 """Pairs screened together; bounds the spectra held at once (about 0.1 MB an image)."""
+_CACHE_FRIENDLY_CELL = 256  # images per k-means cell when ordering work for the caches
+_CACHE_FRIENDLY_FROM = 2048  # fewer images than this fit the per-image caches anyway
 
 
 def _summary(v: Verdict) -> dict[str, Any]:
@@ -427,7 +428,11 @@ def find_pairs(
         vectors, settings.neighbours, settings.min_descriptor_similarity, workers
     )
     views = _views(rows, settings, vectors, workers)
-    ranks = locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
+    ranks = (
+        locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
+        if len(rows) >= _CACHE_FRIENDLY_FROM
+        else np.arange(len(rows))
+    )
     linked = _Links()
     _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
                ranks=ranks)  # fmt: skip
