@@ -135,7 +135,7 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["local", "threads", "processes", "serial", "dask"]),
             default="local",
             show_default=True,
-            help="Where decoding runs ('dask' needs the dask extra).",
+            help="Where decoding runs: local = threads below 2,000 files to decode, a process pool from there ('dask' needs the dask extra).",
         ),
         click.option(
             "--workers",

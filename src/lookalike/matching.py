@@ -446,7 +446,8 @@ def find_pairs(
             ]
             keys.sort(key=lambda k: k[3])
             judge.screen_many([k[:3] for k in keys if not linked.same(k[0], k[1])])
-            _judge_all(rows, candidates, judge, found, linked, label, geometric=True)
+            _judge_all(rows, candidates, judge, found, linked, label, geometric=True,
+                       ranks=ranks)  # fmt: skip
     return [found[k] for k in sorted(found)]
 
 
@@ -495,22 +496,19 @@ def _judge_all(
     label: str,
     *,
     geometric: bool,
-    ranks: np.ndarray | None = None,
+    ranks: np.ndarray,
 ) -> None:
     """Judge candidates, adding accepted pairs to ``found``.
 
-    Geometric checks go most similar first; whole-picture checks go in ``ranks`` order
-    (:func:`lookalike.index.locality_ranks`), which finds the same pairs in any order and
-    keeps the per-image caches warm.
-
-    Geometric checks skip pairs already linked (grouping verifies every member against
-    its keeper anyway). This runs on the calling thread: the checks are many small NumPy
-    and OpenCV calls, and worker threads made them slower (GIL hand-offs), not faster.
+    Geometric checks go most similar first and skip pairs already linked (grouping
+    verifies every member against its keeper anyway). Whole-picture checks find the same
+    pairs in any order, so they go in ``ranks`` order
+    (:func:`lookalike.index.locality_ranks`), which keeps the per-image caches warm.
+    Everything runs on the calling thread: the checks are many small NumPy and OpenCV
+    calls, and worker threads made them slower (GIL hand-offs), not faster.
     """
-    if geometric:  # most similar first: later pairs may be linked by then
+    if geometric:
         order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
-    elif ranks is None:
-        order = sorted(candidates.items())
     else:
         order = sorted(candidates.items(), key=lambda kv: (_rank_key(ranks, *kv[0]), kv[0]))
     for (i, j), (view, sim) in order:
