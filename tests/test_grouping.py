@@ -41,8 +41,21 @@ def _judge(matches: set[frozenset[str]]):
 def test_a_chain_is_split_so_every_member_matches_its_keeper() -> None:
     files = [_file("a", "A", pixels=300), _file("b", "B", pixels=200), _file("c", "C", pixels=100)]
     matches = {frozenset("AB"), frozenset("BC")}  # A~B, B~C, but A and C differ
-    groups = build_groups(files, [("A", "B"), ("B", "C")], _judge(matches))
+    marked = KeeperPolicy(keeper_marks=frozenset({"/r/a"}))
+    groups = build_groups(files, [("A", "B"), ("B", "C")], _judge(matches), marked)
     assert [(g.keeper, [m.path for m in g.members]) for g in groups] == [("/r/a", ["/r/b"])]
+
+
+def test_a_keeper_that_misses_members_gives_way_to_one_that_keeps_them_all() -> None:
+    # two rotations of one photo, each a duplicate of the upright original but too far
+    # apart from each other; the first rotation has the most pixels (black corners)
+    files = [_file("rot1", "A", pixels=300), _file("orig", "B", pixels=200),
+             _file("rot2", "C", pixels=100)]  # fmt: skip
+    matches = {frozenset("AB"), frozenset("BC")}
+    groups = build_groups(files, [("A", "B"), ("B", "C")], _judge(matches))
+    assert [(g.keeper, [m.path for m in g.members]) for g in groups] == [
+        ("/r/orig", ["/r/rot1", "/r/rot2"])
+    ]
 
 
 def test_leftovers_of_a_split_are_regrouped_among_themselves() -> None:

@@ -51,7 +51,8 @@ def _compress(parent: np.ndarray) -> None:
 KEEPER_RULES = ("pixels", "lossless", "size", "shortest-path")
 """Default keeper policy, applied in this order after marks and reference roots:
 most pixels, then lossless over lossy, then the larger file, then the shortest path
-(ties broken by the path itself)."""
+(ties broken by the path itself). When the first choice is not a duplicate of every other
+file of its group, up to three choices are tried and the one keeping the most files wins."""
 
 
 @dataclass(frozen=True)
@@ -155,18 +156,71 @@ def _split_by_keeper(
         component = pending.pop()
         if len(component) < 2:
             continue
-        keeper, *others = sorted(component, key=policy.sort_key)
-        kept, left = [], []
-        for f in others:
-            relation = _relation_to_keeper(keeper, f, judge)
-            if relation is None:
-                left.append(f)
-            else:
-                kept.append((f, *relation))
+        keeper, kept, left = _choose_keeper(component, adjacency, judge, policy)
         if kept:
             out.append((keeper, kept))
         pending.extend(_components_of(left, adjacency))
     return out
+
+
+_KEEPER_TRIES = 3
+"""Distinct contents tried as keeper of a group whose first choice is not a duplicate of
+every member."""
+
+
+def _choose_keeper(
+    component: list[FileInfo],
+    adjacency: dict[str, set[str]],
+    judge: JudgeFn,
+    policy: KeeperPolicy,
+) -> tuple[FileInfo, list[tuple[FileInfo, str, float, dict[str, Any]]], list[FileInfo]]:
+    """The keeper of a component, the members that duplicate it, and the files left over.
+
+    The policy's first choice wins when every other file duplicates it. When some do not
+    (two rotations of one photo can be too far apart from each other, while both
+    duplicate the upright original), the next choices of the same standing (marked
+    keepers and reference roots stay first) are tried, and the one that leaves the most
+    files in groups wins (its members, plus the leftovers still linked to one another),
+    ties to the policy's order.
+    """
+    ordered = sorted(component, key=policy.sort_key)
+    standing = policy.sort_key(ordered[0])[:2]
+    tried: set[str] = set()
+    best: tuple[int, FileInfo, list[Any], list[FileInfo]] | None = None
+    for keeper in ordered:
+        if keeper.digest in tried or policy.sort_key(keeper)[:2] != standing:
+            continue
+        tried.add(keeper.digest)
+        kept, left = _members_of(keeper, ordered, judge)
+        grouped = len(kept) + _still_linked(left, adjacency)
+        if best is None or grouped > best[0]:
+            best = (grouped, keeper, kept, left)
+        if not left or len(tried) >= _KEEPER_TRIES:
+            break
+    assert best is not None
+    return best[1:]
+
+
+def _still_linked(files: list[FileInfo], adjacency: dict[str, set[str]]) -> int:
+    """How many of ``files`` have an accepted pair with another of them."""
+    digests = {f.digest for f in files}
+    return sum(1 for f in files if adjacency.get(f.digest, set()) & (digests - {f.digest}))
+
+
+def _members_of(
+    keeper: FileInfo, files: list[FileInfo], judge: JudgeFn
+) -> tuple[list[tuple[FileInfo, str, float, dict[str, Any]]], list[FileInfo]]:
+    """Split ``files`` (minus the keeper) into duplicates of the keeper and the rest."""
+    kept, left = [], []
+    for f in files:
+        if f is keeper:
+            continue
+        relation = _relation_to_keeper(keeper, f, judge)
+        if relation is None:
+            left.append(f)
+        else:
+            kept.append((f, *relation))
+    return kept, left
 
 
 def _relation_to_keeper(
