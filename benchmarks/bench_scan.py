@@ -63,7 +63,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engine", default="local")
     parser.add_argument(
-        "--no-geometry", action="store_true", help="whole-picture duplicates only (no crops, rotations, mirrors)"
+        "--no-geometry",
+        action="store_true",
+        help="whole-picture duplicates only (no crops, rotations, mirrors)",
     )
     args = parser.parse_args()
     geometric = not args.no_geometry

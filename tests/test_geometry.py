@@ -134,7 +134,9 @@ def test_parallel_alignment_finds_the_same_groups_as_one_worker(geometric_set, t
         return sorted((g.keeper, tuple(sorted(m.path for m in g.members))) for g in result.groups)
 
     assert canonical(one) == canonical(two)
-    assert [(p.a, p.b, p.relation) for p in one.pairs] == [(p.a, p.b, p.relation) for p in two.pairs]
+    assert [(p.a, p.b, p.relation) for p in one.pairs] == [
+        (p.a, p.b, p.relation) for p in two.pairs
+    ]
 
 
 def test_no_geometry_finds_whole_pictures_only(geometric_set, tmp_path) -> None:
