@@ -59,15 +59,26 @@ def test_a_keeper_that_misses_members_gives_way_to_one_that_keeps_them_all() -> 
 
 
 def test_leftovers_of_a_split_are_regrouped_among_themselves() -> None:
-    files = [
-        _file(n, n.upper(), pixels=p) for n, p in [("a", 400), ("b", 300), ("c", 200), ("d", 100)]
+    names = [("a", 500), ("b", 400), ("c", 300), ("d", 200), ("e", 100)]
+    files = [_file(n, n.upper(), pixels=p) for n, p in names]
+    edges = [("A", "B"), ("B", "C"), ("C", "D"), ("D", "E")]  # a chain: neighbours only
+    groups = build_groups(files, edges, _judge({frozenset(e) for e in edges}))
+    assert [(g.keeper, [m.path for m in g.members]) for g in groups] == [
+        ("/r/b", ["/r/a", "/r/c"]),
+        ("/r/d", ["/r/e"]),
     ]
-    matches = {frozenset("AB"), frozenset("BC"), frozenset("CD")}
-    edges = [("A", "B"), ("B", "C"), ("C", "D")]
+
+
+def test_the_keeper_keeping_most_members_wins_over_one_splitting_the_group() -> None:
+    # the expanded rotation has the most pixels but duplicates only two of the others
+    sizes = [("expanded", 500), ("orig", 400), ("v1", 300), ("v2", 200), ("v3", 100)]
+    files = [_file(n, n.upper(), pixels=p) for n, p in sizes]
+    matches = {frozenset(p) for p in [("EXPANDED", "V1"), ("EXPANDED", "V2"), ("ORIG", "V1"),
+                                      ("ORIG", "V2"), ("ORIG", "V3"), ("V1", "V3")]}  # fmt: skip
+    edges = [tuple(sorted(m)) for m in matches]
     groups = build_groups(files, edges, _judge(matches))
     assert [(g.keeper, [m.path for m in g.members]) for g in groups] == [
-        ("/r/a", ["/r/b"]),
-        ("/r/c", ["/r/d"]),
+        ("/r/orig", ["/r/v1", "/r/v2", "/r/v3"])
     ]
 
 

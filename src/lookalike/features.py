@@ -10,15 +10,19 @@ picture, so monotone tone changes (brightness, contrast, gamma) barely move it.
 * ``phash``: the 64-bit perceptual hash (signs of the 8 x 8 DCT block against its median),
   kept as evidence and for Hamming search.
 
-Two more search views are derived at match time, without decoding again:
+More search views are derived at match time, without decoding again:
 :func:`centre_descriptor` (the same recipe on the middle of the thumbnail, which a crop or
-a rotation changes less than the whole) and :func:`mirror_descriptor` (the descriptor of
-the picture mirrored left to right: a sign change of the odd horizontal frequencies).
+a rotation changes less than the whole), :func:`mirror_descriptor` (the descriptor of
+the picture mirrored left to right: a sign change of the odd horizontal frequencies) and
+:func:`upright_descriptor` (for a picture rotated with its corners filled in, the
+descriptor of the picture turned back and cut to its original frame).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import cv2
 import numpy as np
@@ -104,3 +108,82 @@ def phash(small: np.ndarray) -> int:
 def hamming(a: int, b: int) -> int:
     """Number of differing bits between two 64-bit hashes."""
     return (a ^ b).bit_count()
+
+
+_FILL_DARK, _FILL_LIGHT = 10, 245  # thumbnail values of black or white rotation corners
+_ROTATIONS = np.concatenate([np.arange(0.75, 12.01, 0.25), -np.arange(0.75, 12.01, 0.25)])
+_MIN_FILL_AGREEMENT = 0.95  # share of the predicted corners that must be fill
+_MIN_EDGE_CONTRAST = 0.3  # ... and how much less fill the picture's own edge may show
+
+
+def fill_rotation(thumb: np.ndarray, width: int, height: int) -> float | None:
+    """The angle (degrees) of a picture turned onto a larger canvas with flat black or
+    white corners (a rotation without crop); ``None`` when the thumbnail is not one.
+
+    Every candidate angle predicts the four corner triangles exactly (a ``w x h`` picture
+    turned by ``a`` needs a ``w c + h s`` by ``w s + h c`` canvas). The angle kept is the
+    one whose triangles are fill while the band just inside them is not, so a photo's
+    own dark edges do not pass for corners.
+    """
+    corners = thumb[[0, 0, -1, -1], [0, -1, 0, -1]]
+    if (corners <= _FILL_DARK).all():
+        fill = thumb[::2, ::2] <= _FILL_DARK
+    elif (corners >= _FILL_LIGHT).all():
+        fill = thumb[::2, ::2] >= _FILL_LIGHT
+    else:
+        return None
+    rows, cols = fill.shape
+    px, py = width / cols, height / rows  # image pixels per grid cell
+    x = (np.arange(cols) + 0.5) * px - width / 2
+    y = (np.arange(rows) + 0.5) * py - height / 2
+    best, best_contrast = None, _MIN_EDGE_CONTRAST
+    for angle in _ROTATIONS.tolist():
+        frame = _frame_before_rotation(width, height, angle)
+        if frame is None:
+            continue
+        w, h = frame
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        u = np.abs(c * x[None, :] + s * y[:, None])
+        v = np.abs(-s * x[None, :] + c * y[:, None])
+        corner = (u > w / 2) | (v > h / 2)
+        band = ~corner & ((u > w / 2 - 2 * px) | (v > h / 2 - 2 * py))
+        if not corner.any() or not band.any():
+            continue
+        agreement = float(fill[corner].mean())
+        contrast = agreement - float(fill[band].mean())
+        if agreement >= _MIN_FILL_AGREEMENT and contrast > best_contrast:
+            best, best_contrast = angle, contrast
+    return best
+
+
+def _frame_before_rotation(width: int, height: int, angle: float) -> tuple[float, float] | None:
+    """The ``w x h`` picture that, turned by ``angle``, has a ``width x height`` bounding box."""
+    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    det = c * c - s * s
+    w, h = (width * c - height * s) / det, (height * c - width * s) / det
+    return (w, h) if min(w, h) >= 0.25 * min(width, height) else None
+
+
+def upright_descriptor(thumb: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    """The descriptor of a corner-filled rotated picture (:func:`fill_rotation`) turned
+    back upright and cut to the frame it had before; ``None`` for other pictures."""
+    angle = fill_rotation(thumb, width, height)
+    if angle is None:
+        return None
+    w, h = _frame_before_rotation(width, height, angle)  # type: ignore[misc]
+    f = THUMB_PX / max(width, height)  # image pixels -> true-aspect thumbnail pixels
+    tw, th = max(8, round(width * f)), max(8, round(height * f))
+    fw, fh = max(8, round(w * f)), max(8, round(h * f))
+    picture = cv2.resize(thumb, (tw, th), interpolation=cv2.INTER_AREA)
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    # output pixel (u, v) of the upright frame <- canvas point rotated back (centred)
+    du, dv = 0.5 - fw / 2, 0.5 - fh / 2
+    to_canvas = np.array(
+        [[c, -s, c * du - s * dv + tw / 2 - 0.5], [s, c, s * du + c * dv + th / 2 - 0.5]],
+        np.float64,
+    )
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    upright = cv2.warpAffine(
+        picture, to_canvas, (fw, fh), flags=flags, borderMode=cv2.BORDER_REPLICATE
+    )
+    return describe(cv2.resize(upright, (_SMALL_PX, _SMALL_PX), interpolation=cv2.INTER_AREA))

@@ -179,22 +179,22 @@ def _choose_keeper(
     The policy's first choice wins when every other file duplicates it. When some do not
     (two rotations of one photo can be too far apart from each other, while both
     duplicate the upright original), the next choices of the same standing (marked
-    keepers and reference roots stay first) are tried, and the one that leaves the most
-    files in groups wins (its members, plus the leftovers still linked to one another),
-    ties to the policy's order.
+    keepers and reference roots stay first) are tried, and the one keeping the most
+    members wins; ties go to the one whose leftovers are most linked to one another (they
+    are regrouped), then to the policy's order.
     """
     ordered = sorted(component, key=policy.sort_key)
     standing = policy.sort_key(ordered[0])[:2]
     tried: set[str] = set()
-    best: tuple[int, FileInfo, list[Any], list[FileInfo]] | None = None
+    best: tuple[tuple[int, int], FileInfo, list[Any], list[FileInfo]] | None = None
     for keeper in ordered:
         if keeper.digest in tried or policy.sort_key(keeper)[:2] != standing:
             continue
         tried.add(keeper.digest)
         kept, left = _members_of(keeper, ordered, judge)
-        grouped = len(kept) + _still_linked(left, adjacency)
-        if best is None or grouped > best[0]:
-            best = (grouped, keeper, kept, left)
+        score = (len(kept), _still_linked(left, adjacency))
+        if best is None or score > best[0]:
+            best = (score, keeper, kept, left)
         if not left or len(tried) >= _KEEPER_TRIES:
             break
     assert best is not None

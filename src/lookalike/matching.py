@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .executors import default_workers
-from .features import centre_descriptor, mirror_descriptor
+from .features import centre_descriptor, mirror_descriptor, upright_descriptor
 from .geometry import (
     AlignThumbs,
     GeometryLimits,
@@ -463,7 +463,7 @@ def _orientation(view: str) -> bool | None:
     """Which orientation a candidate's search suggests (``None``: both)."""
     if view.startswith("mirror"):
         return True
-    return False if view in ("global", "centre") else None
+    return False if view in ("global", "centre", "upright") else None
 
 
 class _Links:
@@ -556,24 +556,39 @@ def view_candidates(
     """Pairs close in the global or the centre descriptor, plain or mirrored.
 
     A search over ``[X; mirror(X)]`` finds both at once: a neighbour from the other half
-    is a mirror candidate.
+    is a mirror candidate. Pictures rotated onto a larger canvas with filled corners also
+    take part in the global search with their :func:`upright_descriptor` (view
+    ``upright``), which finds the unrotated picture that their own descriptor misses.
     """
     n = len(rows)
     if vectors is None:
         vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
     centres = np.stack([centre_descriptor(row.features.thumb) for row in rows]).astype(np.float32)
+    upright = {
+        k: d
+        for k, row in enumerate(rows)
+        if (d := upright_descriptor(row.features.thumb, row.width, row.height)) is not None
+    }
+    extra = np.array(list(upright), dtype=np.int64)
+    searches = (
+        ("global", np.vstack([vectors, *upright.values()]).astype(np.float32)),
+        ("centre", centres),
+    )
     out: Candidates = {}
-    for name, x in (("global", vectors), ("centre", centres)):
+    for name, x in searches:
+        owner = np.concatenate([np.arange(n), extra]) if name == "global" else np.arange(n)
+        m = len(x)
         both = np.vstack([x, mirror_descriptor(x)]) if settings.mirror else x
         k = settings.view_neighbours * (2 if settings.mirror else 1) + 1
         pairs = _self_pairs(both, k, settings.min_view_similarity, workers)
         for (p, q), (_, sim) in pairs.items():
-            i, j = p % n, q % n
+            i, j = int(owner[p % m]), int(owner[q % m])
             if i == j:
                 continue
-            flipped = (p >= n) != (q >= n)
+            flipped = (p >= m) != (q >= m)
+            view = "upright" if max(p % m, q % m) >= n else name
             key = (min(i, j), max(i, j))
-            label = f"mirror {name}" if flipped else name
+            label = f"mirror {view}" if flipped else view
             if key not in out or out[key][1] < sim:
                 out[key] = (label, sim)
     return out
