@@ -20,9 +20,8 @@ descriptor of the picture turned back and cut to its original frame).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
