@@ -8,8 +8,15 @@ from PIL import Image, ImageOps
 
 import lookalike
 from lookalike.evaluation import evaluate, load_truth
-from lookalike.features import compute_features, mirror_descriptor
+from lookalike.features import (
+    compute_features,
+    fill_rotation,
+    mirror_descriptor,
+    upright_descriptor,
+)
 from lookalike.geometry import align, ecc_thumbs, is_plausible, prepare_geometry, screen_pairs
+from lookalike.matching import MatchSettings, view_candidates
+from lookalike.store import ImageRow
 from lookalike.testing import make_hard_negative, make_photo, write_dataset
 
 
@@ -163,3 +170,65 @@ def test_no_geometry_finds_whole_pictures_only(geometric_set, tmp_path) -> None:
     )
     quality = [p for p, v in truth.variant_of.items() if v["transform"] == "jpeg_quality"]
     assert any(f.endswith(q) for f in found for q in quality)
+
+
+def _real_photos(benchdata, n: int) -> list[Image.Image]:
+    truth = load_truth(benchdata / "truth.json")
+    originals = sorted({v["original"] for v in truth.variant_of.values()})[:n]
+    out = []
+    for rel in originals:
+        with Image.open(benchdata / rel) as im:
+            out.append(ImageOps.exif_transpose(im).convert("RGB"))
+    return out
+
+
+@pytest.mark.parametrize("angle", [-10.0, -3.0, 2.0, 9.0])
+def test_a_rotation_onto_a_larger_canvas_is_turned_back_for_the_search(benchdata, angle) -> None:
+    (photo,) = _real_photos(benchdata, 1)
+    turned = _rotate(photo, angle, "expand")
+    original = compute_features(_gray(photo)).descriptor
+    features = compute_features(_gray(turned))
+    estimated = fill_rotation(features.thumb, *turned.size)
+    assert estimated is not None and abs(estimated) == pytest.approx(abs(angle), abs=0.5)
+    upright = upright_descriptor(features.thumb, *turned.size)
+    assert upright is not None
+    assert float(upright @ original) > max(0.85, float(features.descriptor @ original) + 0.05)
+
+
+def test_pictures_without_filled_corners_have_no_upright_view(benchdata) -> None:
+    photos = _real_photos(benchdata, 8)
+    cropped = [p.crop((10, 10, p.width - 10, p.height - 10)) for p in photos]
+    for img in photos + cropped + [_rotate(photos[0], 6.0, "same_canvas")]:
+        thumb = compute_features(_gray(img)).thumb
+        if fill_rotation(thumb, *img.size) is not None:
+            assert img.size == photos[0].size  # only the same-canvas rotation has corners
+        assert upright_descriptor(np.full((128, 128), 128, np.uint8), *img.size) is None
+
+
+def test_ten_degree_rotations_onto_a_larger_canvas_are_found(benchdata, tmp_path) -> None:
+    photos = _real_photos(benchdata, 6)
+    for k, photo in enumerate(photos):
+        photo.save(tmp_path / f"p{k}.jpg", quality=92)
+        _rotate(photo, 10.0 if k % 2 else -10.0, "expand").save(tmp_path / f"r{k}.jpg", quality=90)
+    result = lookalike.scan([tmp_path], db=tmp_path / "s.db", workers=1)
+    found = {frozenset([g.keeper, *(m.path for m in g.members)]) for g in result.groups}
+    pairs = [
+        frozenset([str(tmp_path / f"p{k}.jpg"), str(tmp_path / f"r{k}.jpg")]) for k in range(6)
+    ]
+    assert len(found) == sum(p in found for p in pairs) >= 5  # measured: 5 of 6 align
+
+
+def test_a_symmetric_picture_is_checked_in_both_orientations() -> None:
+    photo, _ = make_photo(7, size=(320, 240))
+    left = photo.crop((0, 0, 160, 240))
+    symmetric = Image.new("RGB", (320, 240))
+    symmetric.paste(left, (0, 0))
+    symmetric.paste(ImageOps.mirror(left), (160, 0))
+    rows = [
+        ImageRow(str(k), img.width, img.height, "JPEG", False, None, 1,
+                 compute_features(_gray(img)))
+        for k, img in enumerate([symmetric, symmetric.crop((8, 6, 312, 234))])
+    ]  # fmt: skip
+    views = view_candidates(rows, MatchSettings())
+    label, _ = views[(0, 1)]
+    assert label.endswith("plain or mirror")

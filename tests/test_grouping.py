@@ -149,3 +149,15 @@ def test_groups_partition_files_and_ignore_input_order(edges, rnd) -> None:
     rnd.shuffle(shuffled_files)
     rnd.shuffle(shuffled_pairs)
     assert build_groups(shuffled_files, shuffled_pairs, _judge(matches)) == groups
+
+
+def test_a_pair_marked_apart_never_shares_a_group_even_under_another_keeper() -> None:
+    files = [_file("a", "A", pixels=300), _file("b", "B", pixels=200), _file("c", "C", pixels=100)]
+    everything = {frozenset(p) for p in ["AB", "BC", "AC"]}
+    apart = {("A", "C"), ("C", "A")}  # a person said A and C are not duplicates
+
+    def judge(a: str, b: str):
+        return None if (a, b) in apart else _judge(everything)(a, b)
+
+    groups = build_groups(files, [("A", "B"), ("B", "C"), ("A", "C")], judge, apart=apart)
+    assert [(g.keeper, [m.path for m in g.members]) for g in groups] == [("/r/a", ["/r/b"])]

@@ -110,7 +110,7 @@ def hamming(a: int, b: int) -> int:
 
 
 _FILL_DARK, _FILL_LIGHT = 10, 245  # thumbnail values of black or white rotation corners
-_ROTATIONS = np.concatenate([np.arange(0.75, 12.01, 0.25), -np.arange(0.75, 12.01, 0.25)])
+_ROTATIONS = np.concatenate([np.arange(0.75, 12.01, 0.5), -np.arange(0.75, 12.01, 0.5)])
 _MIN_FILL_AGREEMENT = 0.95  # share of the predicted corners that must be fill
 _MIN_EDGE_CONTRAST = 0.3  # ... and how much less fill the picture's own edge may show
 
@@ -126,19 +126,27 @@ def fill_rotation(thumb: np.ndarray, width: int, height: int) -> float | None:
     """
     corners = thumb[[0, 0, -1, -1], [0, -1, 0, -1]]
     if (corners <= _FILL_DARK).all():
-        fill = thumb[::2, ::2] <= _FILL_DARK
+        fill = thumb <= _FILL_DARK
     elif (corners >= _FILL_LIGHT).all():
-        fill = thumb[::2, ::2] >= _FILL_LIGHT
+        fill = thumb >= _FILL_LIGHT
     else:
         return None
+    coarse = _best_rotation(fill[::2, ::2], width, height, _ROTATIONS.tolist())
+    if coarse is None:
+        return None
+    return _best_rotation(fill, width, height, (np.arange(-0.75, 0.76, 0.125) + coarse).tolist())
+
+
+def _best_rotation(fill: np.ndarray, width: int, height: int, angles: list[float]) -> float | None:
+    """The angle among ``angles`` whose corners best match ``fill`` (see fill_rotation)."""
     rows, cols = fill.shape
-    px, py = width / cols, height / rows  # image pixels per grid cell
+    px, py = width / cols, height / rows  # image pixels per cell of ``fill``
     x = (np.arange(cols) + 0.5) * px - width / 2
     y = (np.arange(rows) + 0.5) * py - height / 2
     best, best_contrast = None, _MIN_EDGE_CONTRAST
-    for angle in _ROTATIONS.tolist():
+    for angle in angles:
         frame = _frame_before_rotation(width, height, angle)
-        if frame is None:
+        if frame is None or abs(angle) < 0.5:
             continue
         w, h = frame
         c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))

@@ -110,8 +110,12 @@ def build_groups(
     edges: Sequence[tuple[str, str]],
     judge: JudgeFn,
     policy: KeeperPolicy = KeeperPolicy(),
+    apart: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
 ) -> list[Group]:
     """Group files linked by duplicate ``edges`` (digest pairs), with one keeper each.
+
+    ``apart`` holds digest pairs (both orders) that must never share a group: pairs a
+    person marked as not duplicates.
 
     Files sharing a digest are ``exact`` duplicates. Every member of a returned group is a
     verified duplicate of its keeper (``judge(keeper_digest, member_digest)``); members that
@@ -138,7 +142,7 @@ def build_groups(
     for component in components.values():
         members = [f for d in component for f in by_digest[d]]
         if len(members) > 1:
-            raw.extend(_split_by_keeper(members, adjacency, judge, policy))
+            raw.extend(_split_by_keeper(members, adjacency, judge, policy, apart))
     raw.sort(key=lambda g: g[0].path)
     return [_to_group(k + 1, keeper, rest, policy) for k, (keeper, rest) in enumerate(raw)]
 
@@ -148,6 +152,7 @@ def _split_by_keeper(
     adjacency: dict[str, set[str]],
     judge: JudgeFn,
     policy: KeeperPolicy,
+    apart: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
 ) -> list[tuple[FileInfo, list[tuple[FileInfo, str, float, dict[str, Any]]]]]:
     """Pick a keeper, keep the files that duplicate it, and regroup the rest."""
     out = []
@@ -156,7 +161,7 @@ def _split_by_keeper(
         component = pending.pop()
         if len(component) < 2:
             continue
-        keeper, kept, left = _choose_keeper(component, adjacency, judge, policy)
+        keeper, kept, left = _choose_keeper(component, adjacency, judge, policy, apart)
         if kept:
             out.append((keeper, kept))
         pending.extend(_components_of(left, adjacency))
@@ -173,6 +178,7 @@ def _choose_keeper(
     adjacency: dict[str, set[str]],
     judge: JudgeFn,
     policy: KeeperPolicy,
+    apart: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
 ) -> tuple[FileInfo, list[tuple[FileInfo, str, float, dict[str, Any]]], list[FileInfo]]:
     """The keeper of a component, the members that duplicate it, and the files left over.
 
@@ -191,7 +197,7 @@ def _choose_keeper(
         if keeper.digest in tried or policy.sort_key(keeper)[:2] != standing:
             continue
         tried.add(keeper.digest)
-        kept, left = _members_of(keeper, ordered, judge)
+        kept, left = _members_of(keeper, ordered, judge, apart)
         score = (len(kept), _still_linked(left, adjacency))
         if best is None or score > best[0]:
             best = (score, keeper, kept, left)
@@ -208,12 +214,21 @@ def _still_linked(files: list[FileInfo], adjacency: dict[str, set[str]]) -> int:
 
 
 def _members_of(
-    keeper: FileInfo, files: list[FileInfo], judge: JudgeFn
+    keeper: FileInfo,
+    files: list[FileInfo],
+    judge: JudgeFn,
+    apart: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
 ) -> tuple[list[tuple[FileInfo, str, float, dict[str, Any]]], list[FileInfo]]:
-    """Split ``files`` (minus the keeper) into duplicates of the keeper and the rest."""
-    kept, left = [], []
+    """Split ``files`` (minus the keeper) into duplicates of the keeper and the rest; a
+    file marked apart from one already in the group is left out too."""
+    kept: list[tuple[FileInfo, str, float, dict[str, Any]]] = []
+    left: list[FileInfo] = []
     for f in files:
         if f is keeper:
+            continue
+        inside = [keeper.digest, *(m[0].digest for m in kept)]
+        if apart and any((f.digest, d) in apart for d in inside):
+            left.append(f)
             continue
         relation = _relation_to_keeper(keeper, f, judge)
         if relation is None:

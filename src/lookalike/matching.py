@@ -461,6 +461,8 @@ def _views(
 
 def _orientation(view: str) -> bool | None:
     """Which orientation a candidate's search suggests (``None``: both)."""
+    if view.endswith("plain or mirror"):
+        return None
     if view.startswith("mirror"):
         return True
     return False if view in ("global", "centre", "upright") else None
@@ -556,7 +558,8 @@ def view_candidates(
     """Pairs close in the global or the centre descriptor, plain or mirrored.
 
     A search over ``[X; mirror(X)]`` finds both at once: a neighbour from the other half
-    is a mirror candidate. Pictures rotated onto a larger canvas with filled corners also
+    is a mirror candidate (a pair close both ways, a symmetric picture, is checked in
+    both orientations). Pictures rotated onto a larger canvas with filled corners also
     take part in the global search with their :func:`upright_descriptor` (view
     ``upright``), which finds the unrotated picture that their own descriptor misses.
     """
@@ -575,6 +578,7 @@ def view_candidates(
         ("centre", centres),
     )
     out: Candidates = {}
+    flips: dict[tuple[int, int], set[bool]] = {}
     for name, x in searches:
         owner = np.concatenate([np.arange(n), extra]) if name == "global" else np.arange(n)
         m = len(x)
@@ -589,8 +593,13 @@ def view_candidates(
             view = "upright" if max(p % m, q % m) >= n else name
             key = (min(i, j), max(i, j))
             label = f"mirror {view}" if flipped else view
+            flips.setdefault(key, set()).add(flipped)
             if key not in out or out[key][1] < sim:
                 out[key] = (label, sim)
+    for key, seen in flips.items():  # close both ways (a symmetric picture): try both
+        if len(seen) == 2:
+            label, sim = out[key]
+            out[key] = (f"{label.removeprefix('mirror ')}, plain or mirror", sim)
     return out
 
 

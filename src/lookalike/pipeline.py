@@ -333,7 +333,7 @@ def _match_and_group(
             return None
         return judge.judge(a, b)
 
-    groups = build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy)
+    groups = build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy, blocked)
     store.save_verdicts(key, [(a, b, *v) for (a, b), v in judge.new.items()])
     pixel_digests.save(store)
     file_pairs = _file_pairs(pairs, ok)
