@@ -145,7 +145,7 @@ def _best_rotation(fill: np.ndarray, width: int, height: int, angles: list[float
     y = (np.arange(rows) + 0.5) * py - height / 2
     best, best_contrast = None, _MIN_EDGE_CONTRAST
     for angle in angles:
-        frame = _frame_before_rotation(width, height, angle)
+        frame = frame_before_rotation(width, height, angle)
         if frame is None or abs(angle) < 0.5:
             continue
         w, h = frame
@@ -163,7 +163,7 @@ def _best_rotation(fill: np.ndarray, width: int, height: int, angles: list[float
     return best
 
 
-def _frame_before_rotation(width: int, height: int, angle: float) -> tuple[float, float] | None:
+def frame_before_rotation(width: int, height: int, angle: float) -> tuple[float, float] | None:
     """The ``w x h`` picture that, turned by ``angle``, has a ``width x height`` bounding box."""
     c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
     det = c * c - s * s
@@ -177,7 +177,7 @@ def upright_descriptor(thumb: np.ndarray, width: int, height: int) -> np.ndarray
     angle = fill_rotation(thumb, width, height)
     if angle is None:
         return None
-    w, h = _frame_before_rotation(width, height, angle)  # type: ignore[misc]
+    w, h = frame_before_rotation(width, height, angle)  # type: ignore[misc]
     f = THUMB_PX / max(width, height)  # image pixels -> true-aspect thumbnail pixels
     tw, th = max(8, round(width * f)), max(8, round(height * f))
     fw, fh = max(8, round(w * f)), max(8, round(h * f))

@@ -184,6 +184,7 @@ def align(
     *,
     mirror: bool,
     limits: GeometryLimits = GeometryLimits(),
+    centred: bool = False,
 ) -> Alignment | None:
     """Find the affine map from thumbnail a to thumbnail b, starting from the screen.
 
@@ -191,8 +192,10 @@ def align(
     when ``mirror``. The screen's similarity is
     checked at 64 px first (a correlation, microseconds), and only a pair that correlates
     there is refined by ECC at 128 px. Returns ``None`` when the pictures do not align.
+    ``centred`` starts from the two pictures' centres on each other instead of measuring
+    the translation (a rotation onto a larger canvas keeps the centre).
     """
-    warp = _canvas_to_thumb(pa, pb, _similarity_from_screen(pa, pb, screen, mirror))
+    warp = _canvas_to_thumb(pa, pb, _similarity_from_screen(pa, pb, screen, mirror, centred))
     m = int(mirror)
     if (
         _correlation(thumbs_a.half[0], thumbs_b.half[m], _rescale(warp, 0.5))
@@ -378,17 +381,21 @@ def _quantile_match(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _similarity_from_screen(
-    pa: GeoPrepared, pb: GeoPrepared, screen: Screen, mirror: bool
+    pa: GeoPrepared, pb: GeoPrepared, screen: Screen, mirror: bool, centred: bool = False
 ) -> np.ndarray:
     """Canvas a -> canvas b similarity: rotation and scale from the screen, translation by
-    phase correlation of the canvases once rotation and scale are undone."""
+    phase correlation of the canvases once rotation and scale are undone (none when
+    ``centred``)."""
     n = SPECTRUM_PX
     centre = (n / 2.0, n / 2.0)
     rot = cv2.getRotationMatrix2D(centre, screen.angle_deg, screen.scale)
+    if centred:
+        return rot.astype(np.float64)
     a_canvas = pa.small[0]
     b_canvas = pb.small[int(mirror)]
     undone = cv2.warpAffine(b_canvas, rot, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    (dx, dy), _ = cv2.phaseCorrelate(a_canvas, undone, _hann(n, n))
+    # a copy: cv2.phaseCorrelate (OpenCV 5.0) applies the window to its inputs in place
+    (dx, dy), _ = cv2.phaseCorrelate(a_canvas.copy(), undone, _hann(n, n))
     shifted = rot.astype(np.float64).copy()
     shifted[:, 2] += rot[:, :2] @ np.array([dx, dy])
     return shifted

@@ -25,14 +25,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .executors import default_workers
-from .features import centre_descriptor, mirror_descriptor, upright_descriptor
+from .features import (
+    centre_descriptor,
+    fill_rotation,
+    frame_before_rotation,
+    mirror_descriptor,
+    upright_descriptor,
+)
 from .geometry import (
     AlignThumbs,
     GeometryLimits,
@@ -58,7 +64,7 @@ from .verify import (
     verify_pair,
 )
 
-MATCH_VERSION = 2  # bump when verdicts computed by older code must not be reused
+MATCH_VERSION = 3  # bump when verdicts computed by older code must not be reused
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,6 @@ def preset_settings(
     Raises:
         ConfigError: unknown preset name.
     """
-    from dataclasses import replace
-
     from .errors import ConfigError
 
     if name not in PRESETS:
@@ -162,6 +166,7 @@ class PairJudge:
         self._coarse = lru_cache(maxsize=8192)(self._prepare_coarse)
         self._geo = lru_cache(maxsize=4096)(self._prepare_geo)
         self._aligning = lru_cache(maxsize=1024)(self._prepare_aligning)
+        self._fill_angle = lru_cache(maxsize=8192)(self._measure_fill_angle)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
 
     def _prepare(self, digest: str) -> Prepared:
@@ -188,6 +193,29 @@ class PairJudge:
             np.stack([tex, tex[:, ::-1]]),
             np.stack([fill, fill[:, ::-1]]),
         )
+
+    def _measure_fill_angle(self, digest: str) -> float | None:
+        row = self.rows[digest]
+        return fill_rotation(row.features.thumb, row.width, row.height)
+
+    def _rotation_hints(self, a: str, b: str, response: float) -> list[Screen]:
+        """Rotation and scale of b against a implied by one of them being the other turned
+        onto a larger canvas with filled corners (both turning directions: the screen's
+        sign convention is not the corners'). Empty when neither has filled corners."""
+        hints = []
+        for rotated, other, inverse in ((b, a, False), (a, b, True)):
+            angle = self._fill_angle(rotated)
+            if angle is None:
+                continue
+            rr, ro = self.rows[rotated], self.rows[other]
+            frame = frame_before_rotation(rr.width, rr.height, angle)
+            if frame is None:
+                continue
+            # canvas pixels of the rotated picture per canvas pixel of the other one
+            scale = (frame[0] / ro.width) * max(ro.width, ro.height) / max(rr.width, rr.height)
+            for sign in (1.0, -1.0):
+                hints.append(Screen(sign * angle, 1.0 / scale if inverse else scale, response))
+        return hints
 
     def screen_many(self, pairs: Sequence[tuple[str, str, bool | None]]) -> None:
         """Screen ``(a, b, mirror)`` pairs whose geometry is still to be judged, in batches
@@ -330,12 +358,14 @@ class PairJudge:
                 zip(missing, screen_pairs(pair, [(0, 1, m) for m in missing]), strict=True)
             )
         self.stats["screened"] += 1
-        mirror = max(orientations, key=lambda m: cached[m].response)
+        ranked = sorted(orientations, key=lambda m: -cached[m].response)
+        mirror = ranked[0]
         screen = cached[mirror]
         limits = self.settings.geometry
-        method = "mirror geometry" if mirror else "geometry"
-        if screen.response < limits.min_response:
-            evidence = {"method": method, "spectrum_response": round(screen.response, 3),
+        filled = self._fill_angle(a) is not None or self._fill_angle(b) is not None
+        if screen.response < limits.min_response and not filled:
+            evidence = {"method": "mirror geometry" if mirror else "geometry",
+                        "spectrum_response": round(screen.response, 3),
                         "reason": "spectra differ"}  # fmt: skip
             return Verdict(False, 0.0, evidence)
         self.stats["aligned"] += 1
@@ -344,8 +374,27 @@ class PairJudge:
             self._aligning(a),
             self._aligning(b),
         )
+        alignment = None
+        if screen.response >= limits.min_response:
+            alignment = align(ga, gb, ecc_a, ecc_b, screen, mirror=mirror, limits=limits)
+        if alignment is None and filled:
+            # filled corners weaken the screen and the first correlation: try again from
+            # the screens, and from the corners' angle with the centres on each other (a
+            # rotation onto a larger canvas keeps the centre), with a lower first bar (ECC
+            # and the comparison inside the overlap still decide)
+            relaxed = replace(limits, min_initial_cc=_FILLED_MIN_INITIAL_CC)
+            hinted = replace(limits, min_initial_cc=_HINTED_MIN_INITIAL_CC)
+            tries = [(m, h, centred, bar) for m in ranked for h, centred, bar in
+                     [(cached[m], False, relaxed),
+                      *((h, True, hinted) for h in self._rotation_hints(a, b, cached[m].response))]]  # fmt: skip
+            for m, hint, centred, bar in tries:
+                alignment = align(ga, gb, ecc_a, ecc_b, hint, mirror=m, limits=bar,
+                                  centred=centred)  # fmt: skip
+                if alignment is not None:
+                    mirror, screen = m, hint
+                    break
+        method = "mirror geometry" if mirror else "geometry"
         m = int(mirror)
-        alignment = align(ga, gb, ecc_a, ecc_b, screen, mirror=mirror, limits=limits)
         if alignment is None:
             evidence = {"method": method, "spectrum_response": round(screen.response, 3),
                         "reason": "pictures do not align"}  # fmt: skip
@@ -377,6 +426,8 @@ class PairJudge:
 
 _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
 _SCREEN_BATCH = 2048
+_FILLED_MIN_INITIAL_CC = 0.3  # first correlation asked of a pair with filled corners
+_HINTED_MIN_INITIAL_CC = 0.0  # ... when starting from the corners' angle, centres on each other
 """Pairs screened together; bounds the spectra held at once (about 0.1 MB an image)."""
 _CACHE_FRIENDLY_CELL = 256  # images per k-means cell when ordering work for the caches
 _CACHE_FRIENDLY_FROM = 2048  # fewer images than this fit the per-image caches anyway

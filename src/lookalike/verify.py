@@ -134,6 +134,7 @@ def global_shift(a: Prepared, b: Prepared) -> float:
     global _WINDOW
     if _WINDOW is None or _WINDOW.shape != a.pixels.shape:
         _WINDOW = cv2.createHanningWindow(a.pixels.shape[::-1], cv2.CV_32F)
+    # fresh arrays: cv2.phaseCorrelate (OpenCV 5.0) applies the window to them in place
     (dx, dy), _ = cv2.phaseCorrelate(_standardise(a.pixels), _standardise(b.pixels), _WINDOW)
     return float(np.hypot(dx, dy))
 
