@@ -110,7 +110,8 @@ def hamming(a: int, b: int) -> int:
 
 
 _FILL_DARK, _FILL_LIGHT = 10, 245  # thumbnail values of black or white rotation corners
-_ROTATIONS = np.concatenate([np.arange(0.75, 12.01, 0.5), -np.arange(0.75, 12.01, 0.5)])
+_ROTATIONS = np.concatenate([np.arange(2.0, 12.01, 1.0), -np.arange(2.0, 12.01, 1.0)])
+_SMALL_ROTATIONS = np.concatenate([np.arange(0.5, 2.01, 0.25), -np.arange(0.5, 2.01, 0.25)])
 _MIN_FILL_AGREEMENT = 0.95  # share of the predicted corners that must be fill
 _MIN_EDGE_CONTRAST = 0.3  # ... and how much less fill the picture's own edge may show
 
@@ -131,14 +132,23 @@ def fill_rotation(thumb: np.ndarray, width: int, height: int) -> float | None:
         fill = thumb >= _FILL_LIGHT
     else:
         return None
-    coarse = _best_rotation(fill[::2, ::2], width, height, _ROTATIONS.tolist())
-    if coarse is None:
-        return None
-    return _best_rotation(fill, width, height, (np.arange(-0.75, 0.76, 0.125) + coarse).tolist())
+    # small angles leave small corners: look for them on a finer grid
+    found = [_best_rotation(fill[::4, ::4], width, height, _ROTATIONS.tolist()),
+             _best_rotation(fill[::2, ::2], width, height, _SMALL_ROTATIONS.tolist())]  # fmt: skip
+    angle, _ = max(found, key=lambda f: f[1])
+    for grid, half_width, step in ((2, 1.0, 0.25), (1, 0.25, 0.125)):  # coarse to fine
+        if angle is None:
+            return None
+        near = np.arange(-half_width, half_width + 1e-9, step) + angle
+        angle, _ = _best_rotation(fill[::grid, ::grid], width, height, near.tolist())
+    return angle
 
 
-def _best_rotation(fill: np.ndarray, width: int, height: int, angles: list[float]) -> float | None:
-    """The angle among ``angles`` whose corners best match ``fill`` (see fill_rotation)."""
+def _best_rotation(
+    fill: np.ndarray, width: int, height: int, angles: list[float]
+) -> tuple[float | None, float]:
+    """The angle among ``angles`` whose corners best match ``fill`` (see fill_rotation),
+    with its contrast (``None`` and the least contrast accepted when none matches)."""
     rows, cols = fill.shape
     px, py = width / cols, height / rows  # image pixels per cell of ``fill``
     x = (np.arange(cols) + 0.5) * px - width / 2
@@ -146,7 +156,7 @@ def _best_rotation(fill: np.ndarray, width: int, height: int, angles: list[float
     best, best_contrast = None, _MIN_EDGE_CONTRAST
     for angle in angles:
         frame = frame_before_rotation(width, height, angle)
-        if frame is None or abs(angle) < 0.5:
+        if frame is None or abs(angle) < 0.45:
             continue
         w, h = frame
         c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
@@ -160,7 +170,7 @@ def _best_rotation(fill: np.ndarray, width: int, height: int, angles: list[float
         contrast = agreement - float(fill[band].mean())
         if agreement >= _MIN_FILL_AGREEMENT and contrast > best_contrast:
             best, best_contrast = angle, contrast
-    return best
+    return best, best_contrast
 
 
 def frame_before_rotation(width: int, height: int, angle: float) -> tuple[float, float] | None:
@@ -171,10 +181,13 @@ def frame_before_rotation(width: int, height: int, angle: float) -> tuple[float,
     return (w, h) if min(w, h) >= 0.25 * min(width, height) else None
 
 
-def upright_descriptor(thumb: np.ndarray, width: int, height: int) -> np.ndarray | None:
-    """The descriptor of a corner-filled rotated picture (:func:`fill_rotation`) turned
-    back upright and cut to the frame it had before; ``None`` for other pictures."""
-    angle = fill_rotation(thumb, width, height)
+def upright_descriptor(
+    thumb: np.ndarray, width: int, height: int, angle: float | None = None
+) -> np.ndarray | None:
+    """The descriptor of a corner-filled rotated picture (:func:`fill_rotation`, or its
+    ``angle`` when already measured) turned back upright and cut to the frame it had
+    before; ``None`` for other pictures."""
+    angle = fill_rotation(thumb, width, height) if angle is None else angle
     if angle is None:
         return None
     w, h = frame_before_rotation(width, height, angle)  # type: ignore[misc]

@@ -166,7 +166,7 @@ class PairJudge:
         self._coarse = lru_cache(maxsize=8192)(self._prepare_coarse)
         self._geo = lru_cache(maxsize=4096)(self._prepare_geo)
         self._aligning = lru_cache(maxsize=1024)(self._prepare_aligning)
-        self._fill_angle = lru_cache(maxsize=8192)(self._measure_fill_angle)
+        self.fill_angle = lru_cache(maxsize=8192)(self._measure_fill_angle)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
 
     def _prepare(self, digest: str) -> Prepared:
@@ -204,7 +204,7 @@ class PairJudge:
         sign convention is not the corners'). Empty when neither has filled corners."""
         hints = []
         for rotated, other, inverse in ((b, a, False), (a, b, True)):
-            angle = self._fill_angle(rotated)
+            angle = self.fill_angle(rotated)
             if angle is None:
                 continue
             rr, ro = self.rows[rotated], self.rows[other]
@@ -362,7 +362,7 @@ class PairJudge:
         mirror = ranked[0]
         screen = cached[mirror]
         limits = self.settings.geometry
-        filled = self._fill_angle(a) is not None or self._fill_angle(b) is not None
+        filled = self.fill_angle(a) is not None or self.fill_angle(b) is not None
         if screen.response < limits.min_response and not filled:
             evidence = {"method": "mirror geometry" if mirror else "geometry",
                         "spectrum_response": round(screen.response, 3),
@@ -478,7 +478,7 @@ def find_pairs(
     identity = _self_pairs(
         vectors, settings.neighbours, settings.min_descriptor_similarity, workers
     )
-    views = _views(rows, settings, vectors, workers)
+    views = _views(rows, settings, vectors, workers, judge)
     ranks = (
         locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
         if len(rows) >= _CACHE_FRIENDLY_FROM
@@ -503,11 +503,17 @@ def find_pairs(
 
 
 def _views(
-    rows: Sequence[ImageRow], settings: MatchSettings, vectors: np.ndarray, workers: int | None
+    rows: Sequence[ImageRow],
+    settings: MatchSettings,
+    vectors: np.ndarray,
+    workers: int | None,
+    judge: PairJudge,
 ) -> Candidates:
     if not (settings.geometric or settings.mirror):
         return {}
-    return view_candidates(rows, settings, vectors=vectors, workers=workers)
+    return view_candidates(
+        rows, settings, vectors=vectors, workers=workers, fill_angle=judge.fill_angle
+    )
 
 
 def _orientation(view: str) -> bool | None:
@@ -605,8 +611,11 @@ def view_candidates(
     *,
     vectors: np.ndarray | None = None,
     workers: int | None = None,
+    fill_angle: Callable[[str], float | None] | None = None,
 ) -> Candidates:
     """Pairs close in the global or the centre descriptor, plain or mirrored.
+
+    ``fill_angle`` (digest -> :func:`fill_rotation` angle) lets a caller share its cache.
 
     A search over ``[X; mirror(X)]`` finds both at once: a neighbour from the other half
     is a mirror candidate (a pair close both ways, a symmetric picture, is checked in
@@ -618,11 +627,16 @@ def view_candidates(
     if vectors is None:
         vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
     centres = np.stack([centre_descriptor(row.features.thumb) for row in rows]).astype(np.float32)
-    upright = {
-        k: d
-        for k, row in enumerate(rows)
-        if (d := upright_descriptor(row.features.thumb, row.width, row.height)) is not None
-    }
+    upright: dict[int, np.ndarray] = {}
+    for k, row in enumerate(rows):
+        thumb = row.features.thumb
+        angle = (
+            fill_angle(row.digest) if fill_angle else fill_rotation(thumb, row.width, row.height)
+        )
+        if angle is not None:
+            d = upright_descriptor(thumb, row.width, row.height, angle)
+            if d is not None:
+                upright[k] = d
     extra = np.array(list(upright), dtype=np.int64)
     searches = (
         ("global", np.vstack([vectors, *upright.values()]).astype(np.float32)),
