@@ -247,3 +247,14 @@ def test_aligning_leaves_the_prepared_pictures_as_they_were() -> None:
     np.testing.assert_array_equal(pb.small, before[1])  # what a later pair sees
     assert first is not None and again is not None
     np.testing.assert_allclose(first.warp, again.warp)
+
+
+def test_the_upright_original_is_kept_over_its_copy_rotated_onto_a_larger_canvas(
+    benchdata, tmp_path
+) -> None:
+    (photo,) = _real_photos(benchdata, 1)
+    photo.save(tmp_path / "original.png")  # lossless, and the copy is saved lossless too
+    _rotate(photo, 7.0, "expand").save(tmp_path / "turned.png")  # more pixels, black corners
+    (group,) = lookalike.scan([tmp_path], db=tmp_path / "s.db", workers=1).groups
+    assert group.keeper == str(tmp_path / "original.png")
+    assert [m.path for m in group.members] == [str(tmp_path / "turned.png")]

@@ -207,3 +207,20 @@ def upright_descriptor(
         picture, to_canvas, (fw, fh), flags=flags, borderMode=cv2.BORDER_REPLICATE
     )
     return describe(cv2.resize(upright, (_SMALL_PX, _SMALL_PX), interpolation=cv2.INTER_AREA))
+
+
+def corner_fill_share(thumb: np.ndarray) -> float:
+    """Share of a thumbnail taken by flat black or white regions touching its corners (the
+    fill of a rotation onto a larger canvas) and their edge; 0.0 when a corner is not fill."""
+    corners = thumb[[0, 0, -1, -1], [0, -1, 0, -1]]
+    if (corners <= _FILL_DARK).all():
+        fill = (thumb <= _FILL_DARK).astype(np.uint8)
+    elif (corners >= _FILL_LIGHT).all():
+        fill = (thumb >= _FILL_LIGHT).astype(np.uint8)
+    else:
+        return 0.0
+    _, labels = cv2.connectedComponents(fill, connectivity=4)
+    touching = np.unique(labels[[0, 0, -1, -1], [0, -1, 0, -1]])
+    corners_mask = np.isin(labels, touching[touching > 0]).astype(np.uint8)
+    # the blended pixels along the picture's edge are not picture either
+    return float(cv2.dilate(corners_mask, np.ones((3, 3), np.uint8)).mean())

@@ -50,7 +50,8 @@ def _compress(parent: np.ndarray) -> None:
 
 KEEPER_RULES = ("pixels", "lossless", "size", "shortest-path")
 """Default keeper policy, applied in this order after marks and reference roots:
-most pixels, then lossless over lossy, then the larger file, then the shortest path
+most pixels (of picture: the filled corners of a rotation onto a larger canvas do not
+count), then lossless over lossy, then the larger file, then the shortest path
 (ties broken by the path itself). When the first choice is not a duplicate of every other
 file of its group, up to three choices are tried and the one keeping the most files wins."""
 
@@ -66,6 +67,7 @@ class FileInfo:
     width: int
     height: int
     lossless: bool
+    picture_pixels: int = 0  # pixels of picture when less than the frame (filled corners)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class KeeperPolicy:
         key: list[Any] = [f.path not in self.keeper_marks, f.root not in self.reference_roots]
         for rule in self.rules:
             if rule == "pixels":
-                key.append(-(f.width * f.height))
+                key.append(-(f.picture_pixels or f.width * f.height))
             elif rule == "lossless":
                 key.append(not f.lossless)
             elif rule == "size":

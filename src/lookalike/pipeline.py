@@ -27,6 +27,7 @@ from .extraction import (
     release_store_lookups,
     worker_failure,
 )
+from .features import corner_fill_share
 from .grouping import FileInfo, KeeperPolicy, build_groups
 from .matching import MatchSettings, PairJudge, find_pairs
 from .records import Failure, Group, Pair
@@ -318,6 +319,7 @@ def _match_and_group(
             f["width"],
             f["height"],
             bool(f["lossless"]),
+            _picture_pixels(judge, f["digest"], f["width"], f["height"]),
         )
         for f in ok
     ]
@@ -346,6 +348,15 @@ def _match_and_group(
         "groups": tuple(groups),
         "pairs": file_pairs,
     }
+
+
+def _picture_pixels(judge: PairJudge, digest: str, width: int, height: int) -> int:
+    """Pixels of picture in an image: all of them, less the filled corners of a picture
+    rotated onto a larger canvas."""
+    if digest not in judge.rows or judge.fill_angle(digest) is None:
+        return width * height
+    share = corner_fill_share(judge.rows[digest].features.thumb)
+    return round(width * height * (1.0 - share))
 
 
 def _inputs_fingerprint(ok: list[dict[str, Any]], settings: ScanSettings, store: Store) -> str:
