@@ -136,7 +136,7 @@ def fill_rotation(thumb: np.ndarray, width: int, height: int) -> float | None:
     found = [_best_rotation(fill[::4, ::4], width, height, _ROTATIONS.tolist()),
              _best_rotation(fill[::2, ::2], width, height, _SMALL_ROTATIONS.tolist())]  # fmt: skip
     angle, _ = max(found, key=lambda f: f[1])
-    for grid, half_width, step in ((2, 1.0, 0.25), (1, 0.25, 0.125)):  # coarse to fine
+    for grid, half_width, step in ((2, 1.0, 0.25), (1, 0.75, 0.125)):  # coarse to fine
         if angle is None:
             return None
         near = np.arange(-half_width, half_width + 1e-9, step) + angle
