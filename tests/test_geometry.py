@@ -10,6 +10,7 @@ import lookalike
 from lookalike.evaluation import evaluate, load_truth
 from lookalike.features import (
     compute_features,
+    corner_fill_share,
     fill_rotation,
     mirror_descriptor,
     upright_descriptor,
@@ -258,3 +259,12 @@ def test_the_upright_original_is_kept_over_its_copy_rotated_onto_a_larger_canvas
     (group,) = lookalike.scan([tmp_path], db=tmp_path / "s.db", workers=1).groups
     assert group.keeper == str(tmp_path / "original.png")
     assert [m.path for m in group.members] == [str(tmp_path / "turned.png")]
+
+
+def test_corner_fill_share_measures_the_corners_of_a_rotation(benchdata) -> None:
+    (photo,) = _real_photos(benchdata, 1)
+    turned = _rotate(photo, 8.0, "expand")
+    corners = 1.0 - (photo.width * photo.height) / (turned.width * turned.height)
+    share = corner_fill_share(compute_features(_gray(turned)).thumb)
+    assert share == pytest.approx(corners, abs=0.04)
+    assert corner_fill_share(compute_features(_gray(photo)).thumb) == 0.0
