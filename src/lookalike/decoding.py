@@ -34,7 +34,7 @@ _AVIF_BRANDS = {b"avif", b"avis"}
 class DecodedImage:
     """A decoded picture reduced for feature extraction, plus facts about the file."""
 
-    gray: np.ndarray  # 2-D uint8, upright, about draft_px on its short side (or smaller)
+    gray: np.ndarray  # 2-D uint8, upright, 1-4 times draft_px on its short side (or smaller)
     width: int  # full-resolution width after EXIF orientation
     height: int
     format: str  # JPEG, PNG, WEBP, ...
@@ -137,7 +137,7 @@ def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> Decode
         upright = _upright(im, orientation)
         digest = None
     return DecodedImage(
-        gray=to_gray(upright),
+        gray=to_gray(_reduced(upright, draft_px)),
         width=width,
         height=height,
         format=fmt,
@@ -145,6 +145,19 @@ def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> Decode
         pixel_digest=digest,
         orientation=orientation,
     )
+
+
+_REDUCIBLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F"})
+
+
+def _reduced(im: Image.Image, draft_px: int) -> Image.Image:
+    """Box-average a picture that no draft mode shrank (PNG, WebP, large TIFF...) by a whole
+    factor, keeping at least twice ``draft_px`` on its short side: the features need no
+    more, and converting and resizing the full picture cost more than decoding it."""
+    factor = min(im.size) // (2 * draft_px)
+    if factor < 2 or im.mode not in _REDUCIBLE_MODES:
+        return im
+    return im.reduce(factor)
 
 
 def jpeg_stream_digest(data: bytes, orientation: int) -> str | None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: pictures without a draft mode are box-reduced before the thumbnail
 THUMB_PX = 128
 DESCRIPTOR_DIM = 63
 _SMALL_PX = 32
