@@ -168,6 +168,7 @@ def jpeg_stream_digest(data: bytes, orientation: int) -> str | None:
     Returns ``None`` when the marker structure cannot be walked.
     """
     h = hashlib.sha256(b"jpeg-stream:%d:" % orientation)
+    view = memoryview(data)  # slices without copying the coded data
     pos = 2
     n = len(data)
     while pos + 4 <= n:
@@ -181,10 +182,10 @@ def jpeg_stream_digest(data: bytes, orientation: int) -> str | None:
         if length < 2:
             return None
         if marker == 0xDA:  # start of scan: the rest is coded data (and later segments)
-            h.update(data[pos:])
+            h.update(view[pos:])
             return h.hexdigest()
         if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
-            h.update(data[pos : pos + 2 + length])
+            h.update(view[pos : pos + 2 + length])
         pos += 2 + length
     return None
 
