@@ -8,7 +8,8 @@ orientation, and pairs of transforms, with parameters drawn from ``--seed``), th
 with default settings and prints ``lookalike eval``'s figures. Tuning that holds up here
 holds up for the kind of change, not for particular files.
 
-    python benchmarks/bench_fresh_variants.py [--seeds 1 2 3] [--variants 4] [--keep DIR]
+    python benchmarks/bench_fresh_variants.py [--seeds 1 2 3] [--variants 4] [--preset balanced]
+        [--keep DIR]
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from PIL import Image, ImageOps
 
 import lookalike
 from lookalike.evaluation import evaluate, format_evaluation, load_truth
+from lookalike.matching import PRESETS, preset_settings
+from lookalike.pipeline import ScanSettings
 from lookalike.testing import VARIANT_KINDS, encode_image, make_variant
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "benchdata" / "public"
@@ -115,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--preset", choices=list(PRESETS), default="balanced")
     parser.add_argument("--keep", type=Path, help="write the sets here (one folder per seed)")
     args = parser.parse_args()
     totals = {"tp": 0, "pred": 0, "true": 0, "flagged": 0, "negatives": 0}
@@ -124,7 +128,8 @@ def main() -> None:
             base.mkdir(parents=True, exist_ok=True)
             truth_path = write_set(base, args.variants, seed)
             truth = load_truth(truth_path)
-            result = lookalike.scan([base], db=Path(tmp) / "fresh.db")
+            settings = ScanSettings(match=preset_settings(args.preset))
+            result = lookalike.scan([base], db=Path(tmp) / "fresh.db", settings=settings)
             scores = evaluate(result.groups, truth)
             print(f"--- seed {seed}: {len(truth.images)} images")
             print(format_evaluation(scores))
