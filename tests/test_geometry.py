@@ -15,7 +15,14 @@ from lookalike.features import (
     mirror_descriptor,
     upright_descriptor,
 )
-from lookalike.geometry import align, ecc_thumbs, is_plausible, prepare_geometry, screen_pairs
+from lookalike.geometry import (
+    align,
+    ecc_thumbs,
+    invariant_descriptor,
+    is_plausible,
+    prepare_geometry,
+    screen_pairs,
+)
 from lookalike.matching import MatchSettings, view_candidates
 from lookalike.store import ImageRow
 from lookalike.testing import make_hard_negative, make_photo, write_dataset
@@ -268,3 +275,21 @@ def test_corner_fill_share_measures_the_corners_of_a_rotation(benchdata) -> None
     share = corner_fill_share(compute_features(_gray(turned)).thumb)
     assert share == pytest.approx(corners, abs=0.04)
     assert corner_fill_share(compute_features(_gray(photo)).thumb) == 0.0
+
+
+def test_the_spectrum_descriptor_finds_a_rotated_mirrored_crop_among_other_photos(
+    benchdata,
+) -> None:
+    photos = _real_photos(benchdata, 6)
+    w, h = photos[0].size
+    changed = ImageOps.mirror(_rotate(photos[0], 9.0, "same_canvas")).crop(
+        (w // 25, h // 25, w - w // 25, h - h // 25)
+    )  # rotated, mirrored, and cropped to about 85% of the area
+
+    def described(img: Image.Image) -> np.ndarray:
+        thumb = compute_features(_gray(img)).thumb
+        return invariant_descriptor(prepare_geometry(thumb, *img.size))
+
+    query = described(changed)
+    sims = [float(described(p) @ query) for p in photos]
+    assert int(np.argmax(sims)) == 0

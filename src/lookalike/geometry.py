@@ -129,6 +129,24 @@ def prepare_geometry(thumb: np.ndarray, width: int, height: int) -> GeoPrepared:
     return GeoPrepared(spectrum, np.stack([plain, flipped]), (ox, oy), (tw, th), (width, height))
 
 
+def invariant_descriptor(prepared: GeoPrepared, size: int = 8) -> np.ndarray:
+    """A search descriptor that rotation, scale and mirroring barely move (unit norm).
+
+    The magnitudes of the Fourier transform of the log-polar spectrum: a rotation or a
+    scale change shifts the log-polar spectrum cyclically, which leaves the magnitudes
+    unchanged, and mirroring reverses its angle axis, which does too (Fourier-Mellin
+    invariants; the magnitudes at angle frequencies k and -k are averaged for that). The
+    ``size x size`` lowest frequencies, log-compressed, without the mean.
+    """
+    magnitude = np.abs(prepared.spectrum[0])
+    rows = np.arange(size)
+    symmetric = 0.5 * (magnitude[rows, :size] + magnitude[-rows % len(magnitude), :size])
+    block = np.log1p(symmetric).ravel()[1:]
+    block = block - block.mean()
+    norm = float(np.linalg.norm(block))
+    return (block / norm if norm > 1e-9 else np.zeros_like(block)).astype(np.float32)
+
+
 def _rfft2(x: np.ndarray) -> np.ndarray:
     """``numpy.fft.rfft2`` of a float32 picture, computed by OpenCV (about twice as fast)."""
     full = cv2.dft(x.astype(np.float32, copy=False), flags=cv2.DFT_COMPLEX_OUTPUT)

@@ -9,7 +9,10 @@ copies are handled by grouping, not here). Candidates come from nearest-neighbou
    unrelated candidates for a few microseconds.
 2. **Views** (crops, rotations, mirror images): the ``view_neighbours`` nearest of the
    global and of the centre descriptor, each also against the other images' mirrored
-   descriptors. These pairs pay for geometry only when the identity check fails: a
+   descriptors (and, for pictures rotated onto a larger canvas, the descriptor of the
+   picture turned back upright); plus the ``spectrum_neighbours`` nearest by Fourier-Mellin
+   invariants (:func:`lookalike.geometry.invariant_descriptor`), which rotation, scale and
+   mirroring barely move. These pairs pay for geometry only when the identity check fails: a
    Fourier-Mellin screen first (:mod:`lookalike.geometry`, tens of microseconds), then
    alignment and comparison inside the overlap for the few that pass.
 3. **Embeddings** (optional, :mod:`lookalike.embeddings`): nearest neighbours by cosine of
@@ -33,6 +36,7 @@ import numpy as np
 
 from .executors import default_workers
 from .features import (
+    DESCRIPTOR_DIM,
     centre_descriptor,
     fill_rotation,
     frame_before_rotation,
@@ -48,6 +52,7 @@ from .geometry import (
     compare_thumb,
     ecc_thumbs,
     fill_mask,
+    invariant_descriptor,
     prepare_geometry,
     screen_pairs,
     textured,
@@ -77,6 +82,7 @@ class MatchSettings:
     geometric: bool = True  # look for crops and rotations (alignment)
     view_neighbours: int = 2
     min_view_similarity: float = 0.5
+    spectrum_neighbours: int = 2  # nearest by rotation/scale-invariant spectrum (0: off)
     verify: VerifySettings = VerifySettings()
     geometry: GeometryLimits = GeometryLimits()
 
@@ -165,6 +171,7 @@ class PairJudge:
         self._prepared = lru_cache(maxsize=2048)(self._prepare)
         self._coarse = lru_cache(maxsize=8192)(self._prepare_coarse)
         self._geo = lru_cache(maxsize=4096)(self._prepare_geo)
+        self.geo = self._geo  # shared with the candidate search
         self._aligning = lru_cache(maxsize=1024)(self._prepare_aligning)
         self.fill_angle = lru_cache(maxsize=8192)(self._measure_fill_angle)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
@@ -512,7 +519,12 @@ def _views(
     if not (settings.geometric or settings.mirror):
         return {}
     return view_candidates(
-        rows, settings, vectors=vectors, workers=workers, fill_angle=judge.fill_angle
+        rows,
+        settings,
+        vectors=vectors,
+        workers=workers,
+        fill_angle=judge.fill_angle,
+        geo=judge.geo,
     )
 
 
@@ -612,6 +624,7 @@ def view_candidates(
     vectors: np.ndarray | None = None,
     workers: int | None = None,
     fill_angle: Callable[[str], float | None] | None = None,
+    geo: Callable[[str], GeoPrepared] | None = None,
 ) -> Candidates:
     """Pairs close in the global or the centre descriptor, plain or mirrored.
 
@@ -661,11 +674,44 @@ def view_candidates(
             flips.setdefault(key, set()).add(flipped)
             if key not in out or out[key][1] < sim:
                 out[key] = (label, sim)
+    if settings.geometric and settings.spectrum_neighbours > 0 and n > 1:
+        _add_spectrum_candidates(rows, settings, out, flips, workers, geo)
     for key, seen in flips.items():  # close both ways (a symmetric picture): try both
         if len(seen) == 2:
             label, sim = out[key]
             out[key] = (f"{label.removeprefix('mirror ')}, plain or mirror", sim)
     return out
+
+
+def _add_spectrum_candidates(
+    rows: Sequence[ImageRow],
+    settings: MatchSettings,
+    out: Candidates,
+    flips: dict[tuple[int, int], set[bool]],
+    workers: int | None,
+    geo: Callable[[str], GeoPrepared] | None,
+) -> None:
+    """Add the nearest neighbours by :func:`invariant_descriptor` (view ``spectrum``): a
+    rotation with a strong crop can move both DCT descriptors far from the original's,
+    but not its Fourier-Mellin invariants. Mirroring does not move them either, so both
+    orientations are checked."""
+
+    def described(row: ImageRow) -> np.ndarray:
+        if row.features.is_flat:
+            return np.zeros(DESCRIPTOR_DIM, np.float32)
+        prepared = (
+            geo(row.digest)
+            if geo is not None
+            else prepare_geometry(row.features.thumb, row.width, row.height)
+        )
+        return invariant_descriptor(prepared)
+
+    vectors = np.stack([described(row) for row in rows])
+    pairs = _self_pairs(vectors, settings.spectrum_neighbours, -1.0, workers)
+    for key, (_, sim) in pairs.items():
+        if key not in out:
+            out[key] = ("spectrum", sim)
+            flips.setdefault(key, set()).update((False, True))
 
 
 def _self_pairs(
