@@ -23,7 +23,7 @@ from lookalike.geometry import (
     prepare_geometry,
     screen_pairs,
 )
-from lookalike.matching import MatchSettings, view_candidates
+from lookalike.matching import MatchSettings, spectrum_candidates, view_candidates
 from lookalike.store import ImageRow
 from lookalike.testing import make_hard_negative, make_photo, write_dataset
 
@@ -287,9 +287,23 @@ def test_the_spectrum_descriptor_finds_a_rotated_mirrored_crop_among_other_photo
     )  # rotated, mirrored, and cropped to about 85% of the area
 
     def described(img: Image.Image) -> np.ndarray:
-        thumb = compute_features(_gray(img)).thumb
-        return invariant_descriptor(prepare_geometry(thumb, *img.size))
+        return invariant_descriptor(compute_features(_gray(img)).thumb, *img.size)
 
     query = described(changed)
     sims = [float(described(p) @ query) for p in photos]
     assert int(np.argmax(sims)) == 0
+
+
+def test_spectrum_candidates_are_asked_only_for_images_left_alone(benchdata) -> None:
+    photos = _real_photos(benchdata, 5)
+    turned = ImageOps.mirror(_rotate(photos[0], 9.0, "same_canvas"))
+    rows = [
+        ImageRow(str(k), img.width, img.height, "JPEG", False, None, 1,
+                 compute_features(_gray(img)))
+        for k, img in enumerate([*photos, turned])
+    ]  # fmt: skip
+    settings = MatchSettings()
+    assert spectrum_candidates(rows, settings, set()) == {}
+    found = spectrum_candidates(rows, settings, {5})
+    assert (0, 5) in found and all(5 in pair for pair in found)
+    assert found[(0, 5)][0].endswith("plain or mirror")  # mirroring does not move it

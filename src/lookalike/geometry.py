@@ -103,6 +103,23 @@ class Alignment:
 def prepare_geometry(thumb: np.ndarray, width: int, height: int) -> GeoPrepared:
     """Precompute the screened spectra and canvases of one image."""
     n = SPECTRUM_PX
+    polar, picture, (ox, oy), (tw, th) = _log_polar(thumb, width, height)
+    mirrored = polar[(_LP_ANGLES - np.arange(_LP_ANGLES)) % _LP_ANGLES]  # angle -> 180 - angle
+    spectrum = np.stack([_rfft2(polar), _rfft2(np.ascontiguousarray(mirrored))])
+    plain = np.zeros((n, n), np.float32)
+    plain[oy : oy + th, ox : ox + tw] = picture
+    flipped = plain[:, ::-1].copy()
+    if (n - tw) % 2:  # keep the mirrored picture at the same offset
+        flipped = np.roll(flipped, -1, axis=1)
+    return GeoPrepared(spectrum, np.stack([plain, flipped]), (ox, oy), (tw, th), (width, height))
+
+
+def _log_polar(
+    thumb: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]:
+    """Log-polar log-magnitude spectrum of the true-aspect picture (high-passed), with the
+    picture (mean removed), its offset and its size on the canvas."""
+    n = SPECTRUM_PX
     if width >= height:
         tw, th = n, max(8, round(n * height / width))
     else:
@@ -119,17 +136,10 @@ def prepare_geometry(thumb: np.ndarray, width: int, height: int) -> GeoPrepared:
         magnitude, (_LP_RADII, 2 * _LP_ANGLES), (n / 2, n / 2), n / 2,
         cv2.WARP_POLAR_LOG | cv2.INTER_LINEAR,
     )[:_LP_ANGLES]  # fmt: skip
-    mirrored = polar[(_LP_ANGLES - np.arange(_LP_ANGLES)) % _LP_ANGLES]  # angle -> 180 - angle
-    spectrum = np.stack([_rfft2(polar), _rfft2(np.ascontiguousarray(mirrored))])
-    plain = np.zeros((n, n), np.float32)
-    plain[oy : oy + th, ox : ox + tw] = picture
-    flipped = plain[:, ::-1].copy()
-    if (n - tw) % 2:  # keep the mirrored picture at the same offset
-        flipped = np.roll(flipped, -1, axis=1)
-    return GeoPrepared(spectrum, np.stack([plain, flipped]), (ox, oy), (tw, th), (width, height))
+    return polar, picture, (ox, oy), (tw, th)
 
 
-def invariant_descriptor(prepared: GeoPrepared, size: int = 8) -> np.ndarray:
+def invariant_descriptor(thumb: np.ndarray, width: int, height: int, size: int = 8) -> np.ndarray:
     """A search descriptor that rotation, scale and mirroring barely move (unit norm).
 
     The magnitudes of the Fourier transform of the log-polar spectrum: a rotation or a
@@ -138,7 +148,7 @@ def invariant_descriptor(prepared: GeoPrepared, size: int = 8) -> np.ndarray:
     invariants; the magnitudes at angle frequencies k and -k are averaged for that). The
     ``size x size`` lowest frequencies, log-compressed, without the mean.
     """
-    magnitude = np.abs(prepared.spectrum[0])
+    magnitude = np.abs(_rfft2(_log_polar(thumb, width, height)[0]))
     rows = np.arange(size)
     symmetric = 0.5 * (magnitude[rows, :size] + magnitude[-rows % len(magnitude), :size])
     block = np.log1p(symmetric).ravel()[1:]

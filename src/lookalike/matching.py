@@ -82,7 +82,7 @@ class MatchSettings:
     geometric: bool = True  # look for crops and rotations (alignment)
     view_neighbours: int = 2
     min_view_similarity: float = 0.5
-    spectrum_neighbours: int = 2  # nearest by rotation/scale-invariant spectrum (0: off)
+    spectrum_neighbours: int = 1  # nearest by Fourier-Mellin invariants, images left alone
     verify: VerifySettings = VerifySettings()
     geometry: GeometryLimits = GeometryLimits()
 
@@ -107,7 +107,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # min_score scales every limit at once (score = 1 - 0.2 * dissimilarity)
     "strict": {"min_score": 0.88, "max_angle_deg": 10.0, "min_response": 0.4},
     "balanced": {},
-    "loose": {"min_score": 0.7, "max_angle_deg": 20.0, "min_response": 0.25, "view_neighbours": 5},
+    "loose": {
+        "min_score": 0.7,
+        "max_angle_deg": 20.0,
+        "min_response": 0.25,
+        "view_neighbours": 5,
+        "spectrum_neighbours": 2,
+    },  # fmt: skip
 }
 """Named trade-offs between precision and recall; measured in ``docs/quality.md``."""
 
@@ -171,7 +177,6 @@ class PairJudge:
         self._prepared = lru_cache(maxsize=2048)(self._prepare)
         self._coarse = lru_cache(maxsize=8192)(self._prepare_coarse)
         self._geo = lru_cache(maxsize=4096)(self._prepare_geo)
-        self.geo = self._geo  # shared with the candidate search
         self._aligning = lru_cache(maxsize=1024)(self._prepare_aligning)
         self.fill_angle = lru_cache(maxsize=8192)(self._measure_fill_angle)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
@@ -470,15 +475,18 @@ def find_pairs(
     """All duplicate pairs among distinct contents, sorted by digests.
 
     ``extra`` adds candidates found elsewhere (learned embeddings); they are verified
-    like view candidates, geometry included. A view or extra candidate whose two images
+    like view candidates, geometry included, and so are the spectrum candidates of the
+    images still alone after all that (:func:`spectrum_candidates`). A view or extra candidate whose two images
     are already linked through accepted pairs is not aligned (grouping verifies every
     member against its keeper anyway), which saves most of the alignments in groups.
     """
     found: dict[tuple[str, str], DigestPair] = {}
+    linked = _Links()
     for a, b in _pixel_twin_candidates(rows):
         pair = judge.judge(a, b)
         if pair is not None:
             found[(pair.a, pair.b)] = pair
+            linked.link(pair.a, pair.b)
     if not rows:
         return []
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
@@ -491,11 +499,14 @@ def find_pairs(
         if len(rows) >= _CACHE_FRIENDLY_FROM
         else np.arange(len(rows))
     )
-    linked = _Links()
     _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
                ranks=ranks)  # fmt: skip
-    for label, candidates in (("view_similarity", views),
-                              ("embedding_similarity", extra or {})):  # fmt: skip
+    searches = {"view_similarity": views, "embedding_similarity": extra or {},
+                "spectrum_similarity": None}  # fmt: skip
+    for label, candidates in searches.items():
+        if candidates is None:  # asked only for the images still alone
+            alone = {k for k, row in enumerate(rows) if not linked.has(row.digest)}
+            candidates = spectrum_candidates(rows, settings, alone, workers=workers)
         _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks)
         if settings.geometric and candidates:
             keys = [
@@ -519,12 +530,7 @@ def _views(
     if not (settings.geometric or settings.mirror):
         return {}
     return view_candidates(
-        rows,
-        settings,
-        vectors=vectors,
-        workers=workers,
-        fill_angle=judge.fill_angle,
-        geo=judge.geo,
+        rows, settings, vectors=vectors, workers=workers, fill_angle=judge.fill_angle
     )
 
 
@@ -542,6 +548,7 @@ class _Links:
 
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
+        self.linked: set[str] = set()
 
     def root(self, d: str) -> str:
         while self.parent.get(d, d) != d:
@@ -552,7 +559,12 @@ class _Links:
     def same(self, a: str, b: str) -> bool:
         return self.root(a) == self.root(b)
 
+    def has(self, d: str) -> bool:
+        """Whether ``d`` has an accepted pair."""
+        return d in self.linked
+
     def link(self, a: str, b: str) -> None:
+        self.linked.update((a, b))
         ra, rb = self.root(a), self.root(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
@@ -624,7 +636,6 @@ def view_candidates(
     vectors: np.ndarray | None = None,
     workers: int | None = None,
     fill_angle: Callable[[str], float | None] | None = None,
-    geo: Callable[[str], GeoPrepared] | None = None,
 ) -> Candidates:
     """Pairs close in the global or the centre descriptor, plain or mirrored.
 
@@ -674,44 +685,47 @@ def view_candidates(
             flips.setdefault(key, set()).add(flipped)
             if key not in out or out[key][1] < sim:
                 out[key] = (label, sim)
-    if settings.geometric and settings.spectrum_neighbours > 0 and n > 1:
-        _add_spectrum_candidates(rows, settings, out, flips, workers, geo)
     for key, seen in flips.items():  # close both ways (a symmetric picture): try both
         if len(seen) == 2:
             label, sim = out[key]
-            out[key] = (f"{label.removeprefix('mirror ')}, plain or mirror", sim)
+            out[key] = (_EITHER_WAY.format(label.removeprefix("mirror ")), sim)
     return out
 
 
-def _add_spectrum_candidates(
+def spectrum_candidates(
     rows: Sequence[ImageRow],
     settings: MatchSettings,
-    out: Candidates,
-    flips: dict[tuple[int, int], set[bool]],
-    workers: int | None,
-    geo: Callable[[str], GeoPrepared] | None,
-) -> None:
-    """Add the nearest neighbours by :func:`invariant_descriptor` (view ``spectrum``): a
-    rotation with a strong crop can move both DCT descriptors far from the original's,
-    but not its Fourier-Mellin invariants. Mirroring does not move them either, so both
-    orientations are checked."""
+    alone: set[int],
+    *,
+    workers: int | None = None,
+) -> Candidates:
+    """The ``spectrum_neighbours`` nearest by :func:`invariant_descriptor` of the images
+    in ``alone`` (view ``spectrum``).
 
-    def described(row: ImageRow) -> np.ndarray:
-        if row.features.is_flat:
-            return np.zeros(DESCRIPTOR_DIM, np.float32)
-        prepared = (
-            geo(row.digest)
-            if geo is not None
-            else prepare_geometry(row.features.thumb, row.width, row.height)
-        )
-        return invariant_descriptor(prepared)
-
-    vectors = np.stack([described(row) for row in rows])
+    A rotation with a strong crop can move both DCT descriptors far from the original's,
+    but not its Fourier-Mellin invariants; mirroring does not move them either, so both
+    orientations are checked. Only images no other search linked to anything are asked
+    (``alone``): the others are in their group already.
+    """
+    if not (alone and settings.geometric and settings.spectrum_neighbours > 0 and len(rows) > 1):
+        return {}
+    vectors = np.stack(
+        [
+            np.zeros(DESCRIPTOR_DIM, np.float32)
+            if row.features.is_flat
+            else invariant_descriptor(row.features.thumb, row.width, row.height)
+            for row in rows
+        ]
+    )
     pairs = _self_pairs(vectors, settings.spectrum_neighbours, -1.0, workers)
-    for key, (_, sim) in pairs.items():
-        if key not in out:
-            out[key] = ("spectrum", sim)
-            flips.setdefault(key, set()).update((False, True))
+    return {
+        key: (_EITHER_WAY.format("spectrum"), sim)
+        for key, (_, sim) in pairs.items()
+        if key[0] in alone or key[1] in alone
+    }
+
+
+_EITHER_WAY = "{}, plain or mirror"
 
 
 def _self_pairs(
