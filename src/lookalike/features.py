@@ -125,12 +125,8 @@ def fill_rotation(thumb: np.ndarray, width: int, height: int) -> float | None:
     one whose triangles are fill while the band just inside them is not, so a photo's
     own dark edges do not pass for corners.
     """
-    corners = thumb[[0, 0, -1, -1], [0, -1, 0, -1]]
-    if (corners <= _FILL_DARK).all():
-        fill = thumb <= _FILL_DARK
-    elif (corners >= _FILL_LIGHT).all():
-        fill = thumb >= _FILL_LIGHT
-    else:
+    fill = _corner_fill(thumb)
+    if fill is None:
         return None
     # small angles leave small corners: look for them on a finer grid
     found = [_best_rotation(fill[::4, ::4], width, height, _ROTATIONS.tolist()),
@@ -142,6 +138,17 @@ def fill_rotation(thumb: np.ndarray, width: int, height: int) -> float | None:
         near = np.arange(-half_width, half_width + 1e-9, step) + angle
         angle, _ = _best_rotation(fill[::grid, ::grid], width, height, near.tolist())
     return angle
+
+
+def _corner_fill(thumb: np.ndarray) -> np.ndarray | None:
+    """Where the thumbnail has the colour of its four corners when they are all black or
+    all white (the fill of a rotation onto a larger canvas); ``None`` otherwise."""
+    corners = thumb[[0, 0, -1, -1], [0, -1, 0, -1]]
+    if (corners <= _FILL_DARK).all():
+        return thumb <= _FILL_DARK
+    if (corners >= _FILL_LIGHT).all():
+        return thumb >= _FILL_LIGHT
+    return None
 
 
 def _best_rotation(
@@ -212,14 +219,10 @@ def upright_descriptor(
 def corner_fill_share(thumb: np.ndarray) -> float:
     """Share of a thumbnail taken by flat black or white regions touching its corners (the
     fill of a rotation onto a larger canvas) and their edge; 0.0 when a corner is not fill."""
-    corners = thumb[[0, 0, -1, -1], [0, -1, 0, -1]]
-    if (corners <= _FILL_DARK).all():
-        fill = (thumb <= _FILL_DARK).astype(np.uint8)
-    elif (corners >= _FILL_LIGHT).all():
-        fill = (thumb >= _FILL_LIGHT).astype(np.uint8)
-    else:
+    fill = _corner_fill(thumb)
+    if fill is None:
         return 0.0
-    _, labels = cv2.connectedComponents(fill, connectivity=4)
+    _, labels = cv2.connectedComponents(fill.astype(np.uint8), connectivity=4)
     touching = np.unique(labels[[0, 0, -1, -1], [0, -1, 0, -1]])
     corners_mask = np.isin(labels, touching[touching > 0]).astype(np.uint8)
     # the blended pixels along the picture's edge are not picture either

@@ -26,7 +26,7 @@ later as a view candidate pays only for the missing step.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -113,7 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "min_response": 0.25,
         "view_neighbours": 5,
         "spectrum_neighbours": 2,
-    },  # fmt: skip
+    },
 }
 """Named trade-offs between precision and recall; measured in ``docs/quality.md``."""
 
@@ -228,6 +228,20 @@ class PairJudge:
             for sign in (1.0, -1.0):
                 hints.append(Screen(sign * angle, 1.0 / scale if inverse else scale, response))
         return hints
+
+    def _filled_tries(
+        self, a: str, b: str, ranked: list[bool], screens: dict[bool, Screen]
+    ) -> Iterator[tuple[bool, Screen, bool, GeometryLimits]]:
+        """Starting points ``(mirror, screen, centred, limits)`` to align a pair with filled
+        corners from, per orientation: its screen with a lower first bar, then the
+        corners' angle with the centres on each other and no first bar."""
+        limits = self.settings.geometry
+        relaxed = replace(limits, min_initial_cc=_FILLED_MIN_INITIAL_CC)
+        hinted = replace(limits, min_initial_cc=_HINTED_MIN_INITIAL_CC)
+        for m in ranked:
+            yield m, screens[m], False, relaxed
+            for hint in self._rotation_hints(a, b, screens[m].response):
+                yield m, hint, True, hinted
 
     def screen_many(self, pairs: Sequence[tuple[str, str, bool | None]]) -> None:
         """Screen ``(a, b, mirror)`` pairs whose geometry is still to be judged, in batches
@@ -394,12 +408,7 @@ class PairJudge:
             # the screens, and from the corners' angle with the centres on each other (a
             # rotation onto a larger canvas keeps the centre), with a lower first bar (ECC
             # and the comparison inside the overlap still decide)
-            relaxed = replace(limits, min_initial_cc=_FILLED_MIN_INITIAL_CC)
-            hinted = replace(limits, min_initial_cc=_HINTED_MIN_INITIAL_CC)
-            tries = [(m, h, centred, bar) for m in ranked for h, centred, bar in
-                     [(cached[m], False, relaxed),
-                      *((h, True, hinted) for h in self._rotation_hints(a, b, cached[m].response))]]  # fmt: skip
-            for m, hint, centred, bar in tries:
+            for m, hint, centred, bar in self._filled_tries(a, b, ranked, cached):
                 alignment = align(ga, gb, ecc_a, ecc_b, hint, mirror=m, limits=bar,
                                   centred=centred)  # fmt: skip
                 if alignment is not None:
@@ -438,9 +447,9 @@ class PairJudge:
 
 _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
 _SCREEN_BATCH = 2048
+"""Pairs screened together; bounds the spectra held at once (about 0.1 MB an image)."""
 _FILLED_MIN_INITIAL_CC = 0.3  # first correlation asked of a pair with filled corners
 _HINTED_MIN_INITIAL_CC = 0.0  # ... when starting from the corners' angle, centres on each other
-"""Pairs screened together; bounds the spectra held at once (about 0.1 MB an image)."""
 _CACHE_FRIENDLY_CELL = 256  # images per k-means cell when ordering work for the caches
 _CACHE_FRIENDLY_FROM = 2048  # fewer images than this fit the per-image caches anyway
 
@@ -476,9 +485,10 @@ def find_pairs(
 
     ``extra`` adds candidates found elsewhere (learned embeddings); they are verified
     like view candidates, geometry included, and so are the spectrum candidates of the
-    images still alone after all that (:func:`spectrum_candidates`). A view or extra candidate whose two images
-    are already linked through accepted pairs is not aligned (grouping verifies every
-    member against its keeper anyway), which saves most of the alignments in groups.
+    images still alone after all that (:func:`spectrum_candidates`). A candidate whose
+    two images are already linked through accepted pairs is not aligned (grouping
+    verifies every member against its keeper anyway), which saves most of the alignments
+    in groups.
     """
     found: dict[tuple[str, str], DigestPair] = {}
     linked = _Links()
