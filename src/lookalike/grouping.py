@@ -99,6 +99,10 @@ class KeeperPolicy:
 
 
 JudgeFn = Callable[[str, str], "DigestPairLike | None"]
+Apart = frozenset[tuple[str, str]] | set[tuple[str, str]]
+"""Digest pairs (both orders) that must never share a group."""
+Kept = list[tuple[FileInfo, str, float, dict[str, Any]]]
+"""Members of a group: file, relation to the keeper, score, evidence."""
 
 
 class DigestPairLike(Protocol):
@@ -112,7 +116,7 @@ def build_groups(
     edges: Sequence[tuple[str, str]],
     judge: JudgeFn,
     policy: KeeperPolicy = KeeperPolicy(),
-    apart: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
+    apart: Apart = frozenset(),
 ) -> list[Group]:
     """Group files linked by duplicate ``edges`` (digest pairs), with one keeper each.
 
@@ -140,7 +144,7 @@ def build_groups(
     components: dict[int, list[str]] = {}
     for k, label in enumerate(labels.tolist()):
         components.setdefault(label, []).append(digests[k])
-    raw: list[tuple[FileInfo, list[tuple[FileInfo, str, float, dict[str, Any]]]]] = []
+    raw: list[tuple[FileInfo, Kept]] = []
     for component in components.values():
         members = [f for d in component for f in by_digest[d]]
         if len(members) > 1:
@@ -154,8 +158,8 @@ def _split_by_keeper(
     adjacency: dict[str, set[str]],
     judge: JudgeFn,
     policy: KeeperPolicy,
-    apart: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
-) -> list[tuple[FileInfo, list[tuple[FileInfo, str, float, dict[str, Any]]]]]:
+    apart: Apart = frozenset(),
+) -> list[tuple[FileInfo, Kept]]:
     """Pick a keeper, keep the files that duplicate it, and regroup the rest."""
     out = []
     pending = [files]
@@ -180,8 +184,8 @@ def _choose_keeper(
     adjacency: dict[str, set[str]],
     judge: JudgeFn,
     policy: KeeperPolicy,
-    apart: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
-) -> tuple[FileInfo, list[tuple[FileInfo, str, float, dict[str, Any]]], list[FileInfo]]:
+    apart: Apart = frozenset(),
+) -> tuple[FileInfo, Kept, list[FileInfo]]:
     """The keeper of a component, the members that duplicate it, and the files left over.
 
     The policy's first choice wins when every other file duplicates it. When some do not
@@ -219,11 +223,11 @@ def _members_of(
     keeper: FileInfo,
     files: list[FileInfo],
     judge: JudgeFn,
-    apart: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
-) -> tuple[list[tuple[FileInfo, str, float, dict[str, Any]]], list[FileInfo]]:
+    apart: Apart = frozenset(),
+) -> tuple[Kept, list[FileInfo]]:
     """Split ``files`` (minus the keeper) into duplicates of the keeper and the rest; a
     file marked apart from one already in the group is left out too."""
-    kept: list[tuple[FileInfo, str, float, dict[str, Any]]] = []
+    kept: Kept = []
     left: list[FileInfo] = []
     for f in files:
         if f is keeper:
@@ -273,7 +277,7 @@ def _components_of(files: list[FileInfo], adjacency: dict[str, set[str]]) -> lis
 def _to_group(
     gid: int,
     keeper: FileInfo,
-    rest: list[tuple[FileInfo, str, float, dict[str, Any]]],
+    rest: Kept,
     policy: KeeperPolicy,
 ) -> Group:
     members = tuple(
