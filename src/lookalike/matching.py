@@ -178,7 +178,8 @@ class PairJudge:
         self._coarse = lru_cache(maxsize=8192)(self._prepare_coarse)
         self._geo = lru_cache(maxsize=4096)(self._prepare_geo)
         self._aligning = lru_cache(maxsize=1024)(self._prepare_aligning)
-        self.fill_angle = lru_cache(maxsize=8192)(self._measure_fill_angle)
+        # unbounded (a float an image): asked by the search, geometry and keeper choice
+        self.fill_angle = lru_cache(maxsize=None)(self._measure_fill_angle)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
 
     def _prepare(self, digest: str) -> Prepared:
