@@ -310,6 +310,7 @@ def _match_and_group(
     extra = _embedding_candidates(rows, ok, settings, workers)
     found = find_pairs(rows, settings.match, judge, workers=match_workers, extra=extra)
     pairs = [p for p in found if (p.a, p.b) not in blocked]
+    paired = {d for p in pairs for d in (p.a, p.b)}  # the keeper is chosen among these only
     infos = [
         FileInfo(
             f["path"],
@@ -319,7 +320,9 @@ def _match_and_group(
             f["width"],
             f["height"],
             bool(f["lossless"]),
-            _picture_pixels(judge, f["digest"], f["width"], f["height"]),
+            _picture_pixels(judge, f["digest"], f["width"], f["height"])
+            if f["digest"] in paired
+            else 0,
         )
         for f in ok
     ]
