@@ -96,9 +96,10 @@ def prepare_thumb(thumb: np.ndarray, *, steps: int = 16) -> Prepared:
     pixels = cv2.GaussianBlur(thumb.astype(np.float32), (3, 3), 0.8)
     levels = np.rint(pixels * steps).astype(np.uint16)
     hist = np.bincount(levels.ravel(), minlength=256 * steps)
-    below = np.cumsum(hist) - hist
-    ranks = (below[levels] + (hist[levels] - 1) // 2).astype(np.intp)
-    ordered = np.sort(levels.ravel()).astype(np.float32) / steps  # radix sort of uint16
+    mid_rank = (np.cumsum(hist) - hist + (hist - 1) // 2).astype(np.intp)  # per level
+    ranks = mid_rank[levels]
+    # the sorted values, straight from the histogram (no sort)
+    ordered = np.repeat(np.arange(256 * steps, dtype=np.float32) / steps, hist)
     return Prepared(pixels, ordered, ranks)
 
 
