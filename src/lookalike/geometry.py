@@ -399,13 +399,15 @@ def _outside(texture: np.ndarray, cover: np.ndarray, fill: np.ndarray | None) ->
 def _quantile_match(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Map ``src`` values onto ``dst``'s distribution (mid-rank quantile matching).
 
-    Values are quantised to 1/16 grey level so both sorts are radix sorts of uint16.
+    Values are quantised to 1/16 grey level, so ranks and sorted values come straight
+    from histograms (no sort).
     """
     qs = np.rint(src * 16.0).astype(np.uint16)
     hist = np.bincount(qs, minlength=256 * 16)
-    below = np.cumsum(hist) - hist
-    ranks = below[qs] + (hist[qs] - 1) // 2
-    return np.sort(np.rint(dst * 16.0).astype(np.uint16))[ranks].astype(np.float32) / 16.0
+    mid_rank = np.cumsum(hist) - hist + (hist - 1) // 2
+    hist_dst = np.bincount(np.rint(dst * 16.0).astype(np.uint16), minlength=256 * 16)
+    ordered = np.repeat(np.arange(len(hist_dst), dtype=np.float32) / 16.0, hist_dst)
+    return ordered[mid_rank[qs]]
 
 
 def _similarity_from_screen(
