@@ -148,7 +148,13 @@ def invariant_descriptor(thumb: np.ndarray, width: int, height: int, size: int =
     invariants; the magnitudes at angle frequencies k and -k are averaged for that). The
     ``size x size`` lowest frequencies, log-compressed, without the mean.
     """
-    magnitude = np.abs(_rfft2(_log_polar(thumb, width, height)[0]))
+    return invariant_from_spectrum(_rfft2(_log_polar(thumb, width, height)[0]), size)
+
+
+def invariant_from_spectrum(spectrum: np.ndarray, size: int = 8) -> np.ndarray:
+    """:func:`invariant_descriptor` from an already computed log-polar spectrum
+    (``GeoPrepared.spectrum[0]``)."""
+    magnitude = np.abs(spectrum)
     rows = np.arange(size)
     symmetric = 0.5 * (magnitude[rows, :size] + magnitude[-rows % len(magnitude), :size])
     block = np.log1p(symmetric).ravel()[1:]

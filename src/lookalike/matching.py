@@ -53,6 +53,7 @@ from .geometry import (
     ecc_thumbs,
     fill_mask,
     invariant_descriptor,
+    invariant_from_spectrum,
     prepare_geometry,
     screen_pairs,
     textured,
@@ -181,6 +182,7 @@ class PairJudge:
         # unbounded (a float an image): asked by the search, geometry and keeper choice
         self.fill_angle = lru_cache(maxsize=None)(self._measure_fill_angle)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
+        self._invariants: dict[str, np.ndarray] = {}
 
     def _prepare(self, digest: str) -> Prepared:
         return prepare_thumb(self.rows[digest].features.thumb)
@@ -190,7 +192,18 @@ class PairJudge:
 
     def _prepare_geo(self, digest: str) -> GeoPrepared:
         row = self.rows[digest]
-        return prepare_geometry(row.features.thumb, row.width, row.height)
+        prepared = prepare_geometry(row.features.thumb, row.width, row.height)
+        self._invariants[digest] = invariant_from_spectrum(prepared.spectrum[0])
+        return prepared
+
+    def invariant(self, row: ImageRow) -> np.ndarray:
+        """:func:`invariant_descriptor` of an image, kept (63 floats) from its geometry
+        preparation when there was one."""
+        found = self._invariants.get(row.digest)
+        if found is None:
+            found = invariant_descriptor(row.features.thumb, row.width, row.height)
+            self._invariants[row.digest] = found
+        return found
 
     def _prepare_aligning(
         self, digest: str
@@ -517,7 +530,9 @@ def find_pairs(
     for label, candidates in searches.items():
         if candidates is None:  # asked only for the images still alone
             alone = {k for k, row in enumerate(rows) if not linked.has(row.digest)}
-            candidates = spectrum_candidates(rows, settings, alone, workers=workers)
+            candidates = spectrum_candidates(
+                rows, settings, alone, workers=workers, invariant=judge.invariant
+            )
         _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks)
         if settings.geometric and candidates:
             keys = [
@@ -709,6 +724,7 @@ def spectrum_candidates(
     alone: set[int],
     *,
     workers: int | None = None,
+    invariant: Callable[[ImageRow], np.ndarray] | None = None,
 ) -> Candidates:
     """The ``spectrum_neighbours`` nearest by :func:`invariant_descriptor` of the images
     in ``alone`` (view ``spectrum``).
@@ -720,13 +736,12 @@ def spectrum_candidates(
     """
     if not (alone and settings.geometric and settings.spectrum_neighbours > 0 and len(rows) > 1):
         return {}
+    describe = invariant or (lambda r: invariant_descriptor(r.features.thumb, r.width, r.height))
     vectors = np.stack(
         [
-            np.zeros(DESCRIPTOR_DIM, np.float32)
-            if row.features.is_flat
-            else invariant_descriptor(row.features.thumb, row.width, row.height)
+            np.zeros(DESCRIPTOR_DIM, np.float32) if row.features.is_flat else describe(row)
             for row in rows
-        ]
+        ]  # fmt: skip
     )
     pairs = _self_pairs(vectors, settings.spectrum_neighbours, -1.0, workers)
     return {
