@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -10,12 +11,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import lookalike
 from lookalike import extraction
+from lookalike.decoding import DRAFT_PX, decode_image
 from lookalike.evaluation import evaluate, load_truth
-from lookalike.testing import DatasetTruth
+from lookalike.testing import DatasetTruth, make_photo
 
 
 def _copy_tree(dataset: DatasetTruth, dest: Path) -> Path:
@@ -191,3 +194,15 @@ def test_public_benchdata_meets_the_quality_targets(benchdata, tmp_path) -> None
     assert scores["hard_negative_rate"] <= 0.01
     assert all(r["recall"] >= 0.98 for r in scores["recall_by_transform"].values())
     assert result.failures == ()
+
+
+def test_large_lossless_pictures_are_reduced_before_features_but_keep_full_pixel_digests() -> None:
+    photo, _ = make_photo(21, size=(2000, 1500))
+    png, bmp = io.BytesIO(), io.BytesIO()
+    photo.save(png, "PNG")
+    photo.save(bmp, "BMP")
+    a, b = decode_image(png.getvalue()), decode_image(bmp.getvalue())
+    assert (a.width, a.height) == (2000, 1500)  # the full size is reported
+    assert 2 * DRAFT_PX <= min(a.gray.shape) < 4 * DRAFT_PX  # but the picture is reduced
+    assert a.pixel_digest == b.pixel_digest  # digests are of the full-resolution pixels
+    np.testing.assert_array_equal(a.gray, b.gray)
