@@ -525,25 +525,40 @@ def find_pairs(
     )
     _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
                ranks=ranks)  # fmt: skip
-    searches = {"view_similarity": views, "embedding_similarity": extra or {},
-                "spectrum_similarity": None}  # fmt: skip
-    for label, candidates in searches.items():
-        if candidates is None:  # asked only for the images still alone
-            alone = {k for k, row in enumerate(rows) if not linked.has(row.digest)}
-            candidates = spectrum_candidates(
-                rows, settings, alone, workers=workers, invariant=judge.invariant
-            )
-        _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks)
-        if settings.geometric and candidates:
-            keys = [
-                (rows[i].digest, rows[j].digest, _orientation(v), _rank_key(ranks, i, j))
-                for (i, j), (v, _) in sorted(candidates.items())
-            ]
-            keys.sort(key=lambda k: k[3])
-            judge.screen_many([k[:3] for k in keys if not linked.same(k[0], k[1])])
-            _judge_all(rows, candidates, judge, found, linked, label, geometric=True,
-                       ranks=ranks)  # fmt: skip
+    for label, candidates in (("view_similarity", views),
+                              ("embedding_similarity", extra or {})):  # fmt: skip
+        _judge_views(rows, candidates, judge, found, linked, label, settings, ranks)
+    # last, and only for the images every search above left alone
+    alone = {k for k, row in enumerate(rows) if not linked.has(row.digest)}
+    spectrum = spectrum_candidates(
+        rows, settings, alone, workers=workers, invariant=judge.invariant
+    )
+    _judge_views(rows, spectrum, judge, found, linked, "spectrum_similarity", settings, ranks)
     return [found[k] for k in sorted(found)]
+
+
+def _judge_views(
+    rows: Sequence[ImageRow],
+    candidates: Candidates,
+    judge: PairJudge,
+    found: dict[tuple[str, str], DigestPair],
+    linked: _Links,
+    label: str,
+    settings: MatchSettings,
+    ranks: np.ndarray,
+) -> None:
+    """Judge view-like candidates: whole pictures first, then the geometry of the pairs
+    still unlinked, screened together in cache-friendly order."""
+    _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks)
+    if not (settings.geometric and candidates):
+        return
+    keys = [
+        (rows[i].digest, rows[j].digest, _orientation(v), _rank_key(ranks, i, j))
+        for (i, j), (v, _) in sorted(candidates.items())
+    ]
+    keys.sort(key=lambda k: k[3])
+    judge.screen_many([k[:3] for k in keys if not linked.same(k[0], k[1])])
+    _judge_all(rows, candidates, judge, found, linked, label, geometric=True, ranks=ranks)
 
 
 def _views(
@@ -562,7 +577,7 @@ def _views(
 
 def _orientation(view: str) -> bool | None:
     """Which orientation a candidate's search suggests (``None``: both)."""
-    if view.endswith("plain or mirror"):
+    if view.endswith(_EITHER_WAY.format("")):
         return None
     if view.startswith("mirror"):
         return True

@@ -356,7 +356,7 @@ def _match_and_group(
 def _picture_pixels(judge: PairJudge, digest: str, width: int, height: int) -> int:
     """Pixels of picture in an image: all of them, less the filled corners of a picture
     rotated onto a larger canvas."""
-    if digest not in judge.rows or judge.fill_angle(digest) is None:
+    if judge.fill_angle(digest) is None:
         return width * height
     share = corner_fill_share(judge.rows[digest].features.thumb)
     return round(width * height * (1.0 - share))
