@@ -84,6 +84,7 @@ class MatchSettings:
     view_neighbours: int = 2
     min_view_similarity: float = 0.5
     spectrum_neighbours: int = 1  # nearest by Fourier-Mellin invariants, images left alone
+    group_pair_tries: int = 3  # geometric checks between two groups found already, per pair
     verify: VerifySettings = VerifySettings()
     geometry: GeometryLimits = GeometryLimits()
 
@@ -114,6 +115,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "min_response": 0.25,
         "view_neighbours": 5,
         "spectrum_neighbours": 2,
+        "group_pair_tries": 6,
     },
 }
 """Named trade-offs between precision and recall; measured in ``docs/quality.md``."""
@@ -552,13 +554,13 @@ def _judge_views(
     _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks)
     if not (settings.geometric and candidates):
         return
-    keys = [
-        (rows[i].digest, rows[j].digest, _orientation(v), _rank_key(ranks, i, j))
-        for (i, j), (v, _) in sorted(candidates.items())
-    ]
-    keys.sort(key=lambda k: k[3])
-    judge.screen_many([k[:3] for k in keys if not linked.same(k[0], k[1])])
-    _judge_all(rows, candidates, judge, found, linked, label, geometric=True, ranks=ranks)
+    tries = settings.group_pair_tries
+    todo = [(key, _orientation(view), _rank_key(ranks, i, j))
+            for (i, j), key, view, _ in _geometric_order(rows, candidates, found, linked, tries)]  # fmt: skip
+    todo.sort(key=lambda t: t[2])
+    judge.screen_many([(*key, mirror) for key, mirror, _ in todo])
+    _judge_all(rows, candidates, judge, found, linked, label, geometric=True, ranks=ranks,
+               group_pair_tries=tries)  # fmt: skip
 
 
 def _views(
@@ -621,23 +623,23 @@ def _judge_all(
     *,
     geometric: bool,
     ranks: np.ndarray,
+    group_pair_tries: int = 0,
 ) -> None:
     """Judge candidates, adding accepted pairs to ``found``.
 
-    Geometric checks go most similar first and skip pairs already linked (grouping
-    verifies every member against its keeper anyway). Whole-picture checks find the same
+    Geometric checks go in :func:`_geometric_order`. Whole-picture checks find the same
     pairs in any order, so they go in ``ranks`` order
     (:func:`lookalike.index.locality_ranks`), which keeps the per-image caches warm.
     Everything runs on the calling thread: the checks are many small NumPy and OpenCV
     calls, and worker threads made them slower (GIL hand-offs), not faster.
     """
     if geometric:
-        order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
+        todo = _geometric_order(rows, candidates, found, linked, group_pair_tries)
     else:
         order = sorted(candidates.items(), key=lambda kv: (_rank_key(ranks, *kv[0]), kv[0]))
-    for (i, j), (view, sim) in order:
-        key = _digest_pair(rows, i, j)
-        if key in found or (geometric and linked.same(*key)):
+        todo = (((i, j), _digest_pair(rows, i, j), view, sim) for (i, j), (view, sim) in order)
+    for _, key, view, sim in todo:
+        if key in found:
             continue
         pair = judge.judge(*key, geometric=geometric, mirror=_orientation(view))
         if pair is not None:
@@ -646,6 +648,36 @@ def _judge_all(
                 pair.evidence.setdefault("view", view)
             found[key] = pair
             linked.link(*key)
+
+
+def _geometric_order(
+    rows: Sequence[ImageRow],
+    candidates: Candidates,
+    found: dict[tuple[str, str], DigestPair],
+    linked: _Links,
+    group_pair_tries: int,
+) -> Iterator[tuple[tuple[int, int], tuple[str, str], str, float]]:
+    """The candidates worth a geometric check, most similar first, as ``(indices,
+    digests, view, similarity)``; lazy, so links made meanwhile are seen.
+
+    Left out: pairs already linked through accepted pairs (grouping verifies every
+    member against its keeper anyway), and, between two images that both have a group
+    already, all but the ``group_pair_tries`` most similar candidates of that pair of
+    groups (one accepted candidate joins the groups; on duplicate-heavy sets most
+    candidates are such pairs, and the accepted ones were the most similar).
+    """
+    tried: dict[tuple[str, str], int] = {}
+    order = sorted(candidates.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    for (i, j), (view, sim) in order:
+        key = _digest_pair(rows, i, j)
+        if key in found or linked.same(*key):
+            continue
+        if linked.has(key[0]) and linked.has(key[1]):
+            ra, rb = sorted((linked.root(key[0]), linked.root(key[1])))
+            if tried.get((ra, rb), 0) >= group_pair_tries:
+                continue
+            tried[(ra, rb)] = tried.get((ra, rb), 0) + 1
+        yield (i, j), key, view, sim
 
 
 def _rank_key(ranks: np.ndarray, i: int, j: int) -> tuple[int, int]:
