@@ -15,7 +15,9 @@ import lookalike  # noqa: E402
 from lookalike import distributed as lk_distributed  # noqa: E402
 from lookalike import pipeline  # noqa: E402
 from lookalike.errors import ExecutorError  # noqa: E402
+from lookalike import matching  # noqa: E402
 from lookalike.extraction import ExtractOutcome, ExtractTask, extract_file  # noqa: E402
+from lookalike.matching import JudgeTask, judge_batch  # noqa: E402
 from lookalike.testing import write_dataset  # noqa: E402
 
 pytestmark = pytest.mark.dask
@@ -44,6 +46,17 @@ def extract_without_store(task: ExtractTask) -> ExtractOutcome:
     if task.store_path is not None:
         raise AssertionError(f"a remote worker was given the store {task.store_path!r}")
     return extract_file(task)
+
+
+def judge_without_store(task: JudgeTask) -> list:
+    """judge_batch, refusing pair checks that point a (remote) worker at the client's store."""
+    if task.store_path is not None or not task.rows:
+        raise AssertionError(f"a remote worker was sent to the store {task.store_path!r}")
+    REMOTE_JUDGE_TASKS.append(len(task.asks))
+    return judge_batch(task)
+
+
+REMOTE_JUDGE_TASKS: list[int] = []  # the test's cluster runs its workers in this process
 
 
 def _first_time(marker: str) -> bool:
@@ -90,6 +103,7 @@ def test_dask_local_cluster_finds_the_serial_groups(seed: int, tmp_path: Path) -
 def test_remote_scheduler_workers_never_get_the_store(images: Path, tmp_path, monkeypatch) -> None:
     reference = _serial(images, tmp_path / "s.db")
     monkeypatch.setattr(pipeline, "extract_file", extract_without_store)
+    monkeypatch.setattr(matching, "judge_batch", judge_without_store)
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
@@ -101,6 +115,7 @@ def test_remote_scheduler_workers_never_get_the_store(images: Path, tmp_path, mo
         )
     assert not first.failures
     assert canonical_groups(first, str(images)) == reference
+    assert REMOTE_JUDGE_TASKS, "pairs were checked on the cluster, with the images shipped"
     assert again.stats["files_unchanged"] == first.images and again.stats["files_extracted"] == 0
 
 

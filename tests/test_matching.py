@@ -1,10 +1,24 @@
-"""Which candidate pairs the matcher spends geometric checks on."""
+"""Which candidate pairs the matcher checks, and where: here or on worker processes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
-from lookalike.matching import MatchSettings, PRESETS, _geometric_order, _Links
+import pytest
+
+import lookalike
+from lookalike.matching import (
+    PRESETS,
+    MatchSettings,
+    PairJudge,
+    _geometric_order,
+    _Links,
+    find_pairs,
+)
+from lookalike.store import Store
+from lookalike.testing import write_dataset
 
 
 def _rows(*digests: str) -> list[SimpleNamespace]:
@@ -30,3 +44,70 @@ def test_two_groups_found_already_get_a_few_geometric_tries_most_similar_first()
 
 def test_the_loose_preset_tries_more_pairs_of_groups() -> None:
     assert PRESETS["loose"]["group_pair_tries"] > MatchSettings().group_pair_tries
+
+
+# -- pair checks on worker processes ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def augmented(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("augmented") / "images"
+    write_dataset(
+        root, n_originals=10, variants_per_original=3,
+        kinds=["crop", "rotate", "hflip", "jpeg_quality", "resize"], n_distractors=4,
+        n_hard_negatives=4, rng=8,
+    )  # fmt: skip
+    return root
+
+
+def _everything(result: lookalike.ScanResult) -> tuple[list[Any], list[Any]]:
+    pairs = [(p.a, p.b, p.relation, p.score, p.evidence) for p in result.pairs]
+    groups = [(g.keeper, [(m.path, m.relation, m.score) for m in g.members]) for g in result.groups]
+    return pairs, groups
+
+
+def test_pairs_checked_on_worker_processes_are_the_pairs_checked_here(
+    augmented, tmp_path, monkeypatch
+) -> None:
+    checked_here: list[str] = []
+    verify = PairJudge._verify
+    monkeypatch.setattr(
+        PairJudge, "_verify", lambda self, *a: checked_here.append(a[0]) or verify(self, *a)
+    )
+    here = lookalike.scan([augmented], db=tmp_path / "here.db", engine="serial")
+    on_client = len(checked_here)
+    workers = lookalike.scan([augmented], db=tmp_path / "pool.db", engine="processes", workers=2)
+    assert here.groups and any("geometry" in p.evidence.get("method", "") for p in here.pairs)
+    assert _everything(workers) == _everything(here)
+    # the worker processes did the searches' checks; only keeper checks were left here
+    assert len(checked_here) - on_client < on_client / 4
+
+
+class _DyingWorkers:
+    """An executor whose every task is lost, as when its worker processes keep dying."""
+
+    workers = 2
+
+    def __init__(self) -> None:
+        self.lost = 0
+
+    def map_unordered(self, fn, tasks, *, lost=None, shard_size=None):
+        for task in tasks:
+            self.lost += 1
+            yield lost(task, RuntimeError("worker died"))
+
+
+def test_pairs_of_a_task_lost_on_the_workers_are_checked_here(augmented, tmp_path) -> None:
+    lookalike.scan([augmented], db=tmp_path / "s.db", engine="serial")
+    with Store(tmp_path / "s.db") as store:
+        rows = store.load_images([d for (d,) in store.conn.execute("SELECT digest FROM images")])
+    settings = MatchSettings()
+
+    def pairs(executor: Any) -> list[Any]:
+        judge = PairJudge(rows, settings, {}, lambda d: None, workers=1)
+        found = find_pairs(rows, settings, judge, workers=1, executor=executor)
+        return [(p.a, p.b, p.relation, p.score, p.evidence) for p in found]
+
+    dying = _DyingWorkers()
+    assert pairs(dying) == pairs(None)
+    assert dying.lost > 0

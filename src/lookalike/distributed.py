@@ -153,7 +153,12 @@ class DaskExecutor:
         return max(4, _IN_FLIGHT_PER_THREAD * self._threads)
 
     def map_unordered(
-        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+        self,
+        fn: Callable[[T], R],
+        tasks: Iterable[T],
+        *,
+        lost: LostFn[T, R] | None = None,
+        shard_size: int | None = None,
     ) -> Iterator[R]:
         """Yield ``fn(task)`` for each task, as shards finish on the workers.
 
@@ -164,7 +169,7 @@ class DaskExecutor:
         dist = require("distributed", extra="dask")
         run_id = uuid.uuid4().hex[:12]
         counter = itertools.count()
-        shards = _chunks(tasks, self.shard_size)
+        shards = _chunks(tasks, shard_size or self.shard_size)
         pending: dict[Future, tuple[list[T], int]] = {}
         # Results are gathered on the client's event loop as shards finish, while this
         # thread is busy with earlier ones (the caller writes them to the store).

@@ -3,6 +3,8 @@
 An executor maps a top-level, picklable function over tasks and yields results as they
 finish (order not guaranteed). Tasks travel in shards (lists of tasks), so scheduling costs
 are paid per shard and memory stays bounded: only a few shards per worker are in flight.
+``shard_size`` overrides the executor's shard size for one map (1 for tasks that are
+batches already).
 
 A shard whose worker dies is retried. A shard that still cannot be run is not allowed to
 abort the run or to vanish: each of its tasks is handed to the ``lost(task, exc)`` callback,
@@ -56,7 +58,12 @@ class Executor(Protocol):
     """Runs ``fn`` over ``tasks`` and yields results as they complete."""
 
     def map_unordered(
-        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+        self,
+        fn: Callable[[T], R],
+        tasks: Iterable[T],
+        *,
+        lost: LostFn[T, R] | None = None,
+        shard_size: int | None = None,
     ) -> Iterator[R]: ...
 
     def close(self) -> None: ...
@@ -66,7 +73,12 @@ class SerialExecutor:
     """Runs everything in the calling process: the reference implementation."""
 
     def map_unordered(
-        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+        self,
+        fn: Callable[[T], R],
+        tasks: Iterable[T],
+        *,
+        lost: LostFn[T, R] | None = None,
+        shard_size: int | None = None,
     ) -> Iterator[R]:
         """Yield ``fn(task)`` for each task, in order (nothing can be lost here)."""
         for task in tasks:
@@ -89,10 +101,15 @@ class ThreadExecutor:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookalike")
 
     def map_unordered(
-        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+        self,
+        fn: Callable[[T], R],
+        tasks: Iterable[T],
+        *,
+        lost: LostFn[T, R] | None = None,
+        shard_size: int | None = None,
     ) -> Iterator[R]:
         """Yield ``fn(task)`` for each task as shards finish (threads never die alone)."""
-        return _map_bounded(self, fn, tasks, lost)
+        return _map_bounded(self, fn, tasks, lost, shard_size or self.chunk_size)
 
     def _submit(self, fn: Callable[[T], R], chunk: list[T]) -> Future[list[R]]:
         return self._pool.submit(run_shard, fn, chunk)
@@ -127,10 +144,15 @@ class ProcessExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
 
     def map_unordered(
-        self, fn: Callable[[T], R], tasks: Iterable[T], *, lost: LostFn[T, R] | None = None
+        self,
+        fn: Callable[[T], R],
+        tasks: Iterable[T],
+        *,
+        lost: LostFn[T, R] | None = None,
+        shard_size: int | None = None,
     ) -> Iterator[R]:
         """Yield ``fn(task)`` for each task as shards finish; see the class docstring."""
-        return _map_bounded(self, fn, tasks, lost)
+        return _map_bounded(self, fn, tasks, lost, shard_size or self.chunk_size)
 
     def _submit(self, fn: Callable[[T], R], chunk: list[T]) -> Future[list[R]]:
         return self._pool.submit(run_shard, fn, chunk)
@@ -150,7 +172,11 @@ _LocalPool = ThreadExecutor | ProcessExecutor
 
 
 def _map_bounded(
-    executor: _LocalPool, fn: Callable[[T], R], tasks: Iterable[T], lost: LostFn[T, R] | None
+    executor: _LocalPool,
+    fn: Callable[[T], R],
+    tasks: Iterable[T],
+    lost: LostFn[T, R] | None,
+    shard_size: int,
 ) -> Iterator[R]:
     """Submit chunks of tasks, keeping at most a few chunks per worker in flight.
 
@@ -159,7 +185,7 @@ def _map_bounded(
     on its own is known to be the culprit: it is lost once it has had its retries, and the
     shards that merely shared the pool with it are not.
     """
-    chunks = _chunks(tasks, executor.chunk_size)
+    chunks = _chunks(tasks, shard_size)
     pending: dict[Future[list[R]], tuple[list[T], int]] = {}
     retry: deque[tuple[list[T], int]] = deque()
 

@@ -26,6 +26,8 @@ later as a view candidate pays only for the missing step.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .executors import default_workers
+from .executors import Executor, default_workers
 from .features import (
     DESCRIPTOR_DIM,
     centre_descriptor,
@@ -59,7 +61,7 @@ from .geometry import (
     textured,
 )
 from .index import knn_pairs, locality_ranks
-from .store import ImageRow
+from .store import ImageRow, Store
 from .verify import (
     Prepared,
     Verdict,
@@ -168,8 +170,10 @@ class PairJudge:
         pixel_digest_of: PixelDigestOf,
         *,
         workers: int | None = None,
+        store_path: str | None = None,
     ) -> None:
         self.rows = {row.digest: row for row in rows}
+        self.store_path = store_path  # where workers may read the rows (None: ship them)
         self.workers = workers if workers is not None else default_workers()
         self.settings = settings
         self.cached = cached
@@ -308,14 +312,7 @@ class PairJudge:
             return DigestPair(a, b, "pixel", 1.0, {"method": "pixel digest"})
         if ra.stream_digest and ra.stream_digest == rb.stream_digest:
             return DigestPair(a, b, "pixel", 1.0, {"method": "JPEG stream digest"})
-        hit = self.cached.get((a, b)) or self.new.get((a, b))
-        steps = self._steps(geometric=geometric, mirror=mirror)
-        previous = None if hit is None else json.loads(hit[2])
-        if hit is None or (not hit[0] and not steps <= set(previous.get("tried", []))):  # type: ignore[union-attr]
-            verdict = self._verify(a, b, steps, previous, hit[1] if hit else 0.0)
-            hit = (verdict.accepted, verdict.score, json.dumps(verdict.evidence, sort_keys=True))
-            self.new[(a, b)] = hit
-        accepted, score, evidence_json = hit
+        accepted, score, evidence_json = self.verdict(a, b, geometric=geometric, mirror=mirror)
         if not accepted:
             return None
         evidence = json.loads(evidence_json)
@@ -324,6 +321,74 @@ class PairJudge:
         if relation == "near" and self._same_pixels(ra, rb, evidence):
             return DigestPair(a, b, "pixel", 1.0, {"method": "pixel digest"})
         return DigestPair(a, b, relation, score, evidence)
+
+    def verdict(
+        self, a: str, b: str, *, geometric: bool = True, mirror: bool | None = None
+    ) -> tuple[bool, float, str]:
+        """The cached ``(accepted, score, evidence JSON)`` of a sorted pair, running the
+        steps ``judge`` asks for that were not tried yet (no pixel or stream digests)."""
+        hit = self.cached.get((a, b)) or self.new.get((a, b))
+        if self._needs(hit, geometric=geometric, mirror=mirror):
+            previous = None if hit is None else json.loads(hit[2])
+            steps = self._steps(geometric=geometric, mirror=mirror)
+            verdict = self._verify(a, b, steps, previous, hit[1] if hit else 0.0)
+            hit = (verdict.accepted, verdict.score, json.dumps(verdict.evidence, sort_keys=True))
+            self.new[(a, b)] = hit
+        return hit  # type: ignore[return-value]
+
+    def _needs(
+        self, hit: tuple[bool, float, str] | None, *, geometric: bool, mirror: bool | None
+    ) -> bool:
+        """Whether a pair with this cached verdict still has steps to run."""
+        if hit is None:
+            return True
+        if hit[0]:
+            return False
+        steps = self._steps(geometric=geometric, mirror=mirror)
+        return not steps <= set(json.loads(hit[2]).get("tried", []))
+
+    def prejudge(self, asks: Sequence[JudgeAsk], executor: Executor) -> None:
+        """Verify the pairs of ``asks`` on the executor's workers, ahead of the ``judge``
+        calls that will ask for them in order: those calls then find their verdicts here.
+
+        Every pair is verified exactly as :meth:`verdict` would here (same steps, from the
+        same earlier verdict), so results do not depend on where it ran. ``asks`` come in
+        cache-friendly order: each task holds neighbouring pairs and their images once. A
+        task the workers could not run leaves its pairs to be verified here when asked.
+        """
+        todo: list[JudgeAsk] = []
+        seen: set[tuple[str, str]] = set()
+        for a, b, geometric, mirror in asks:
+            a, b = sorted((a, b))
+            ra, rb = self.rows[a], self.rows[b]
+            twins = (ra.pixel_digest and ra.pixel_digest == rb.pixel_digest) or (
+                ra.stream_digest and ra.stream_digest == rb.stream_digest
+            )
+            hit = self.cached.get((a, b)) or self.new.get((a, b))
+            if twins or (a, b) in seen or not self._needs(hit, geometric=geometric, mirror=mirror):
+                continue
+            seen.add((a, b))
+            todo.append((a, b, geometric, mirror))
+        if not todo:
+            return
+        # a few large runs of neighbouring pairs per worker: each worker prepares few
+        # images twice, and keeps what it prepared for the next round
+        parts = _TASKS_PER_WORKER * (getattr(executor, "workers", None) or _DEFAULT_WORKERS)
+        size = max(_MIN_JUDGE_TASK, -(-len(todo) // parts))
+        tasks = [self._task(todo[k : k + size]) for k in range(0, len(todo), size)]
+        for batch in executor.map_unordered(judge_batch, tasks, lost=_judge_here, shard_size=1):
+            for a, b, hit in batch:
+                self.new[(a, b)] = hit
+
+    def _task(self, asks: list[JudgeAsk]) -> JudgeTask:
+        digests = tuple(sorted({d for a, b, _, _ in asks for d in (a, b)}))
+        previous = {}
+        for a, b, _, _ in asks:
+            hit = self.cached.get((a, b)) or self.new.get((a, b))
+            if hit is not None:
+                previous[(a, b)] = hit
+        rows = () if self.store_path else tuple(self.rows[d] for d in digests)
+        return JudgeTask(self.settings, tuple(asks), previous, digests, rows, self.store_path)
 
     def _steps(self, *, geometric: bool, mirror: bool | None) -> set[str]:
         plain = mirror is not True
@@ -461,6 +526,74 @@ class PairJudge:
         return da is not None and da == db
 
 
+JudgeAsk = tuple[str, str, bool, "bool | None"]
+"""``(a, b, geometric, mirror)``: a pair and the checks :meth:`PairJudge.judge` asks of it."""
+
+
+@dataclass(frozen=True)
+class JudgeTask:
+    """Pairs to verify on a worker, with their earlier verdicts and the images they need:
+    shipped (``rows``) or read from the store at ``store_path`` by the worker."""
+
+    settings: MatchSettings
+    asks: tuple[JudgeAsk, ...]
+    previous: Verdicts
+    digests: tuple[str, ...]
+    rows: tuple[ImageRow, ...] = ()
+    store_path: str | None = None
+
+
+def judge_batch(task: JudgeTask) -> list[tuple[str, str, tuple[bool, float, str]]]:
+    """Verify a task's pairs (on any worker: a top-level, picklable function); returns
+    ``(a, b, verdict)`` for each pair, as :meth:`PairJudge.verdict` gives it.
+
+    A worker thread keeps its judge between tasks, so an image prepared for one round
+    (thumbnails, spectra) is not prepared again for the next."""
+    judge = _worker_judge(task.settings)
+    judge.rows.update((row.digest, row) for row in task.rows)
+    missing = [d for d in task.digests if d not in judge.rows]
+    if missing and task.store_path:
+        judge.rows.update((row.digest, row) for row in _worker_store(task.store_path).load_images(missing))
+    judge.cached, judge.new = dict(task.previous), {}
+    judge.screen_many([(a, b, mirror) for a, b, geometric, mirror in task.asks if geometric])
+    return [(a, b, judge.verdict(a, b, geometric=g, mirror=m)) for a, b, g, m in task.asks]
+
+
+_worker = threading.local()
+
+
+def _worker_judge(settings: MatchSettings) -> PairJudge:
+    judge = getattr(_worker, "judge", None)
+    if judge is None or judge.settings != settings or len(judge.rows) > _WORKER_ROWS:
+        judge = PairJudge([], settings, {}, _no_pixel_digest, workers=1)
+        _worker.judge = judge
+    return judge
+
+
+def _judge_here(task: JudgeTask, exc: BaseException) -> list[tuple[str, str, tuple[bool, float, str]]]:
+    """No verdicts from a task whose workers died: its pairs are verified by the caller."""
+    return []
+
+
+def _worker_store(path: str) -> Store:
+    """A read-only connection to the store, one per worker thread."""
+    store = getattr(_worker, "store", None)
+    if store is None or os.fspath(store.path) != path:
+        if store is not None:
+            store.close()
+        store = _worker.store = Store(path, readonly=True)
+    return store
+
+
+def _no_pixel_digest(digest: str) -> None:
+    """Workers never decode full pictures: the pixel check runs where ``judge`` is called."""
+    return None
+
+
+_TASKS_PER_WORKER = 3  # tasks a round of pair checks is cut into, per worker
+_DEFAULT_WORKERS = 8  # ... when the executor does not say how many workers it has
+_MIN_JUDGE_TASK = 16  # pairs
+_WORKER_ROWS = 50_000  # images a worker's judge holds before it starts afresh (~1 GB)
 _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
 _SCREEN_BATCH = 2048
 """Pairs screened together; bounds the spectra held at once (about 0.1 MB an image)."""
@@ -496,6 +629,7 @@ def find_pairs(
     *,
     workers: int | None = None,
     extra: Candidates | None = None,
+    executor: Executor | None = None,
 ) -> list[DigestPair]:
     """All duplicate pairs among distinct contents, sorted by digests.
 
@@ -505,6 +639,10 @@ def find_pairs(
     two images are already linked through accepted pairs is not aligned (grouping
     verifies every member against its keeper anyway), which saves most of the alignments
     in groups.
+
+    With an ``executor`` (worker processes, a Dask cluster), each round's pairs are
+    verified there first (:meth:`PairJudge.prejudge`) and then taken in the same order
+    as without one, so the pairs found are the same.
     """
     found: dict[tuple[str, str], DigestPair] = {}
     linked = _Links()
@@ -526,16 +664,17 @@ def find_pairs(
         else np.arange(len(rows))
     )
     _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
-               ranks=ranks)  # fmt: skip
+               ranks=ranks, executor=executor)  # fmt: skip
     for label, candidates in (("view_similarity", views),
                               ("embedding_similarity", extra or {})):  # fmt: skip
-        _judge_views(rows, candidates, judge, found, linked, label, settings, ranks)
+        _judge_views(rows, candidates, judge, found, linked, label, settings, ranks, executor)
     # last, and only for the images every search above left alone
     alone = {k for k, row in enumerate(rows) if not linked.has(row.digest)}
     spectrum = spectrum_candidates(
         rows, settings, alone, workers=workers, invariant=judge.invariant
     )
-    _judge_views(rows, spectrum, judge, found, linked, "spectrum_similarity", settings, ranks)
+    _judge_views(rows, spectrum, judge, found, linked, "spectrum_similarity", settings, ranks,
+                 executor)  # fmt: skip
     return [found[k] for k in sorted(found)]
 
 
@@ -548,17 +687,23 @@ def _judge_views(
     label: str,
     settings: MatchSettings,
     ranks: np.ndarray,
+    executor: Executor | None = None,
 ) -> None:
     """Judge view-like candidates: whole pictures first, then the geometry of the pairs
-    still unlinked, screened together in cache-friendly order."""
-    _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks)
+    still unlinked, screened together (or verified on the executor) in cache-friendly
+    order."""
+    _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks,
+               executor=executor)  # fmt: skip
     if not (settings.geometric and candidates):
         return
     tries = settings.group_pair_tries
     todo = [(key, _orientation(view), _rank_key(ranks, i, j))
             for (i, j), key, view, _ in _geometric_order(rows, candidates, found, linked, tries)]  # fmt: skip
     todo.sort(key=lambda t: t[2])
-    judge.screen_many([(*key, mirror) for key, mirror, _ in todo])
+    if executor is not None:
+        judge.prejudge([(*key, True, mirror) for key, mirror, _ in todo], executor)
+    else:
+        judge.screen_many([(*key, mirror) for key, mirror, _ in todo])
     _judge_all(rows, candidates, judge, found, linked, label, geometric=True, ranks=ranks,
                group_pair_tries=tries)  # fmt: skip
 
@@ -624,20 +769,26 @@ def _judge_all(
     geometric: bool,
     ranks: np.ndarray,
     group_pair_tries: int = 0,
+    executor: Executor | None = None,
 ) -> None:
     """Judge candidates, adding accepted pairs to ``found``.
 
     Geometric checks go in :func:`_geometric_order`. Whole-picture checks find the same
     pairs in any order, so they go in ``ranks`` order
     (:func:`lookalike.index.locality_ranks`), which keeps the per-image caches warm.
-    Everything runs on the calling thread: the checks are many small NumPy and OpenCV
-    calls, and worker threads made them slower (GIL hand-offs), not faster.
+    The checks run on the calling thread, or before, on the ``executor``'s worker
+    processes (:meth:`PairJudge.prejudge`): they are many small NumPy and OpenCV calls,
+    and worker threads made them slower (GIL hand-offs), not faster.
     """
     if geometric:
         todo = _geometric_order(rows, candidates, found, linked, group_pair_tries)
     else:
         order = sorted(candidates.items(), key=lambda kv: (_rank_key(ranks, *kv[0]), kv[0]))
         todo = (((i, j), _digest_pair(rows, i, j), view, sim) for (i, j), (view, sim) in order)
+        if executor is not None:
+            keys = [(_digest_pair(rows, i, j), view) for (i, j), (view, _) in order]
+            asks = [(*key, False, _orientation(view)) for key, view in keys if key not in found]
+            judge.prejudge(asks, executor)
     for _, key, view, sim in todo:
         if key in found:
             continue

@@ -19,7 +19,7 @@ from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels
 from .discovery import DiscoveryOptions, FileEntry, Skipped, discover_files, normalise_roots
 from .embeddings import EmbeddingSettings
 from .errors import ConfigError, DecodeError
-from .executors import check_engine, get_executor
+from .executors import Executor, SerialExecutor, ThreadExecutor, check_engine, get_executor
 from .extraction import (
     ExtractOutcome,
     ExtractTask,
@@ -114,14 +114,13 @@ def scan(
     settings = _with_reference(settings, reference)
     store_path = os.fspath(db) if db is not None else os.fspath(default_store_path(abs_roots))
     started = time.perf_counter()
-    with Store(store_path) as store:
+    pool = _Pool(engine, workers, scheduler, any(lives_in_this_process(r) for r in abs_roots))
+    with Store(store_path) as store, pool:
         run_id = store.start_run(abs_roots, _settings_dict(settings))
-        counts = _extract_all(
-            store, abs_roots, run_id, settings, engine, workers, progress, scheduler=scheduler
-        )
+        counts = _extract_all(store, abs_roots, run_id, settings, pool, progress)
         store.forget_unseen(abs_roots, run_id)
         extracted = time.perf_counter()
-        result = _match_and_group(store, abs_roots, run_id, settings, engine, workers, progress)
+        result = _match_and_group(store, abs_roots, run_id, settings, pool, progress)
         store.finish_run(run_id)
     stats = {
         **counts,
@@ -155,16 +154,55 @@ def _report(progress: Any, stage: str, done: int, total: int | None) -> None:
         raise KeyboardInterrupt("scan cancelled by the progress callback")
 
 
+class _Pool:
+    """The scan's executor, started on first use and shared by extraction and matching
+    (a process pool or a Dask cluster starts once); closed with the scan."""
+
+    def __init__(
+        self, engine: str, workers: int | None, scheduler: str | None, in_process: bool
+    ) -> None:
+        self.engine, self.workers, self.scheduler = engine, workers, scheduler
+        self.in_process = in_process
+        self._executor: Executor | None = None
+
+    def get(self, tasks: int) -> Executor:
+        """The executor (``tasks``, the work to come, picks ``local``'s pool)."""
+        if self._executor is None:
+            self._executor = get_executor(
+                self.engine,
+                workers=self.workers,
+                scheduler=self.scheduler,
+                tasks=tasks,
+                in_process=self.in_process,
+            )
+        return self._executor
+
+    def for_matching(self, images: int) -> Executor | None:
+        """The executor to verify pairs on, when it has worker processes (a process pool,
+        Dask); ``None`` for threads or serial: pair checks are many small NumPy and
+        OpenCV calls, which threads slow down (GIL hand-offs)."""
+        if isinstance(self._executor, ThreadExecutor) and self.engine == "local":
+            self._executor.close()  # few files changed, many to match: ``local`` decides again
+            self._executor = None
+        executor = self.get(images)
+        return None if isinstance(executor, (ThreadExecutor, SerialExecutor)) else executor
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+
 def _extract_all(
     store: Store,
     roots: list[str],
     run_id: int,
     settings: ScanSettings,
-    engine: str,
-    workers: int | None,
+    pool: _Pool,
     progress: Any,
-    *,
-    scheduler: str | None = None,
 ) -> dict[str, int]:
     """Discover files and extract the new or changed ones, committing in batches."""
     known = store.known_files(roots)
@@ -181,20 +219,14 @@ def _extract_all(
         if _is_unchanged(item, known.get(item.path)):
             unchanged.append(item.path)
         else:
-            tasks.append(_task(item, settings, None if scheduler else store))
+            tasks.append(_task(item, settings, None if pool.scheduler else store))
         _report(progress, Stage.DISCOVER, len(unchanged) + len(tasks), None)
     store.touch_files(unchanged, run_id)
     store.save_files(skipped_rows, [])
     done = 0
     _report(progress, Stage.EXTRACT, 0, len(tasks))
     if tasks:
-        executor = get_executor(
-            engine,
-            workers=workers,
-            scheduler=scheduler,
-            tasks=len(tasks),
-            in_process=any(lives_in_this_process(r) for r in roots),
-        )
+        executor = pool.get(len(tasks))
         try:
             outcomes = executor.map_unordered(extract_file, tasks, lost=worker_failure)
             for batch in _batches(outcomes):
@@ -202,7 +234,6 @@ def _extract_all(
                 done += len(batch)
                 _report(progress, Stage.EXTRACT, done, len(tasks))
         finally:
-            executor.close()
             release_store_lookups()
     return {"files_unchanged": len(unchanged), "files_extracted": len(tasks)}
 
@@ -264,8 +295,7 @@ def _match_and_group(
     roots: list[str],
     run_id: int,
     settings: ScanSettings,
-    engine: str,
-    workers: int | None,
+    pool: _Pool,
     progress: Any,
 ) -> dict[str, Any]:
     files = store.files_of_run(run_id)
@@ -296,7 +326,8 @@ def _match_and_group(
     for f in ok:
         paths_by_digest.setdefault(f["digest"], f["path"])
     key = settings.match.cache_key()
-    match_workers = 1 if engine == "serial" else workers
+    workers = pool.workers
+    match_workers = 1 if pool.engine == "serial" else workers
     pixel_digests = _PixelDigests(rows, paths_by_digest)
     judge = PairJudge(
         rows,
@@ -304,11 +335,19 @@ def _match_and_group(
         store.load_verdicts(key),
         pixel_digests,
         workers=match_workers,
+        store_path=None if pool.scheduler else os.fspath(store.path),
     )
     _report(progress, Stage.MATCH, 0, 1)
     blocked = store.not_duplicate_pairs()
     extra = _embedding_candidates(rows, ok, settings, workers)
-    found = find_pairs(rows, settings.match, judge, workers=match_workers, extra=extra)
+    found = find_pairs(
+        rows,
+        settings.match,
+        judge,
+        workers=match_workers,
+        extra=extra,
+        executor=pool.for_matching(len(rows)),
+    )
     pairs = [p for p in found if (p.a, p.b) not in blocked]
     paired = {d for p in pairs for d in (p.a, p.b)}  # the keeper is chosen among these only
     infos = [
