@@ -171,6 +171,7 @@ class PairJudge:
         *,
         workers: int | None = None,
         store_path: str | None = None,
+        cache_scale: float = 1.0,
     ) -> None:
         self.rows = {row.digest: row for row in rows}
         self.store_path = store_path  # where workers may read the rows (None: ship them)
@@ -180,11 +181,13 @@ class PairJudge:
         self.new: Verdicts = {}
         self.pixel_digest_of = pixel_digest_of
         self.stats = {"identity": 0, "screened": 0, "aligned": 0}
-        # per-image caches, bounded: about 0.26, 0.02, 0.1 and 0.3 MB an image
-        self._prepared = lru_cache(maxsize=2048)(self._prepare)
-        self._coarse = lru_cache(maxsize=8192)(self._prepare_coarse)
-        self._geo = lru_cache(maxsize=4096)(self._prepare_geo)
-        self._aligning = lru_cache(maxsize=1024)(self._prepare_aligning)
+        # per-image caches, bounded: about 0.26, 0.02, 0.1 and 0.3 MB an image (1.4 GB in
+        # all at ``cache_scale`` 1)
+        size = lambda n: max(64, round(n * cache_scale))  # noqa: E731
+        self._prepared = lru_cache(maxsize=size(2048))(self._prepare)
+        self._coarse = lru_cache(maxsize=size(8192))(self._prepare_coarse)
+        self._geo = lru_cache(maxsize=size(4096))(self._prepare_geo)
+        self._aligning = lru_cache(maxsize=size(1024))(self._prepare_aligning)
         # unbounded (a float an image): asked by the search, geometry and keeper choice
         self.fill_angle = lru_cache(maxsize=None)(self._measure_fill_angle)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
@@ -565,7 +568,7 @@ _worker = threading.local()
 def _worker_judge(settings: MatchSettings) -> PairJudge:
     judge = getattr(_worker, "judge", None)
     if judge is None or judge.settings != settings or len(judge.rows) > _WORKER_ROWS:
-        judge = PairJudge([], settings, {}, _no_pixel_digest, workers=1)
+        judge = PairJudge([], settings, {}, _no_pixel_digest, workers=1, cache_scale=0.5)
         _worker.judge = judge
     return judge
 
