@@ -4,7 +4,7 @@ Verification thumbnails are squashed to a square, so a crop or a rotation of the
 an affine map between two thumbnails. Finding that map costs three steps, each paid only by
 the pairs that passed the one before:
 
-1. **Screen** (Fourier-Mellin, about 30 us a pair). The magnitude spectrum of a picture does
+1. **Screen** (Fourier-Mellin, about 35 us a pair). The magnitude spectrum of a picture does
    not change when the picture moves, and turns and scales with it. Both pictures are put
    back to their true aspect ratio (64 px), windowed, and their spectra resampled in
    log-polar coordinates once per image. Phase correlation of two such maps gives the
@@ -67,13 +67,15 @@ class GeometryLimits:
 class GeoPrepared:
     """Per-image data for the screen and the alignment (computed once per image)."""
 
-    spectrum: np.ndarray  # complex64 (2, LP_ANGLES, LP_RADII//2+1): log-polar DFT, plain / mirrored
+    # complex64 (2, LP_ANGLES, LP_RADII//2+1): phases of the log-polar DFT, plain / mirrored
+    spectrum: np.ndarray
     small: (
         np.ndarray
     )  # float32 (2, SPECTRUM_PX, SPECTRUM_PX) true-aspect canvases, plain / mirrored
     offset: tuple[int, int]  # top-left corner of the picture inside the canvas
     size: tuple[int, int]  # (width, height) of the picture inside the canvas
     image_size: tuple[int, int]  # (width, height) of the full picture
+    invariant: np.ndarray  # float32 (63,): :func:`invariant_descriptor` of the picture
 
 
 @dataclass(frozen=True)
@@ -105,13 +107,26 @@ def prepare_geometry(thumb: np.ndarray, width: int, height: int) -> GeoPrepared:
     n = SPECTRUM_PX
     polar, picture, (ox, oy), (tw, th) = _log_polar(thumb, width, height)
     mirrored = polar[(_LP_ANGLES - np.arange(_LP_ANGLES)) % _LP_ANGLES]  # angle -> 180 - angle
-    spectrum = np.stack([_rfft2(polar), _rfft2(np.ascontiguousarray(mirrored))])
+    plain_dft, mirrored_dft = _rfft2(polar), _rfft2(np.ascontiguousarray(mirrored))
+    # phase correlation needs only the phases: normalised once here, not once per pair
+    spectrum = np.stack([_phases(plain_dft), _phases(mirrored_dft)])
     plain = np.zeros((n, n), np.float32)
     plain[oy : oy + th, ox : ox + tw] = picture
     flipped = plain[:, ::-1].copy()
     if (n - tw) % 2:  # keep the mirrored picture at the same offset
         flipped = np.roll(flipped, -1, axis=1)
-    return GeoPrepared(spectrum, np.stack([plain, flipped]), (ox, oy), (tw, th), (width, height))
+    return GeoPrepared(
+        spectrum,
+        np.stack([plain, flipped]),
+        (ox, oy),
+        (tw, th),
+        (width, height),
+        invariant_from_spectrum(plain_dft),
+    )
+
+
+def _phases(dft: np.ndarray) -> np.ndarray:
+    return (dft / (np.abs(dft) + 1e-9)).astype(np.complex64)
 
 
 def _log_polar(
@@ -152,8 +167,7 @@ def invariant_descriptor(thumb: np.ndarray, width: int, height: int, size: int =
 
 
 def invariant_from_spectrum(spectrum: np.ndarray, size: int = 8) -> np.ndarray:
-    """:func:`invariant_descriptor` from an already computed log-polar spectrum
-    (``GeoPrepared.spectrum[0]``)."""
+    """:func:`invariant_descriptor` from an already computed log-polar spectrum."""
     magnitude = np.abs(spectrum)
     rows = np.arange(size)
     symmetric = 0.5 * (magnitude[rows, :size] + magnitude[-rows % len(magnitude), :size])
@@ -179,34 +193,33 @@ def screen_pairs(
         part = pairs[start : start + chunk]
         fa = np.stack([prepared[i].spectrum[0] for i, _, _ in part])
         fb = np.stack([prepared[j].spectrum[int(m)] for _, j, m in part])
-        cross = fa * np.conj(fb)
-        cross /= np.abs(cross) + 1e-9
-        corr = np.fft.irfft2(cross, s=(_LP_ANGLES, _LP_RADII), axes=(1, 2))
-        flat = corr.reshape(len(part), -1)
-        peaks = flat.argmax(axis=1)
-        for k, peak in enumerate(peaks.tolist()):
-            out.append(_screen_from_peak(corr[k], peak))
+        corr = np.fft.irfft2(fa * fb.conj(), s=(_LP_ANGLES, _LP_RADII), axes=(1, 2))
+        out.extend(_screens_from_peaks(corr))
     return out
 
 
-def _screen_from_peak(corr: np.ndarray, peak: int) -> Screen:
-    rows, cols = corr.shape
-    r0, c0 = divmod(peak, cols)
-    rr = (np.arange(r0 - 1, r0 + 2) % rows)[:, None]
-    cc = (np.arange(c0 - 1, c0 + 2) % cols)[None, :]
-    patch = np.maximum(corr[rr, cc], 0.0)
-    total = float(patch.sum())
-    dr = float((patch.sum(axis=1) * np.array([-1.0, 0.0, 1.0])).sum() / total) if total > 0 else 0.0
-    dc = float((patch.sum(axis=0) * np.array([-1.0, 0.0, 1.0])).sum() / total) if total > 0 else 0.0
-    row = r0 + dr
-    col = c0 + dc
-    if row > rows / 2:
-        row -= rows
-    if col > cols / 2:
-        col -= cols
-    angle = row * 180.0 / rows
-    scale = math.exp(col * math.log(SPECTRUM_PX / 2) / cols)
-    return Screen(angle_deg=angle, scale=scale, response=total)
+def _screens_from_peaks(corr: np.ndarray) -> list[Screen]:
+    """Each correlation's peak, refined to a fraction of a cell by the centroid of its
+    3 x 3 neighbourhood, as rotation and scale; the neighbourhood's sum is the response."""
+    n, rows, cols = corr.shape
+    r0, c0 = np.divmod(corr.reshape(n, -1).argmax(axis=1), cols)
+    around = np.arange(-1, 2)
+    rr = (r0[:, None] + around) % rows
+    cc = (c0[:, None] + around) % cols
+    patch = np.maximum(corr[np.arange(n)[:, None, None], rr[:, :, None], cc[:, None, :]], 0.0)
+    patch = patch.astype(np.float64)
+    total = patch.sum(axis=(1, 2))
+    safe = np.where(total > 0, total, 1.0)
+    row = r0 + np.where(total > 0, patch.sum(axis=2) @ around / safe, 0.0)
+    col = c0 + np.where(total > 0, patch.sum(axis=1) @ around / safe, 0.0)
+    row = np.where(row > rows / 2, row - rows, row)
+    col = np.where(col > cols / 2, col - cols, col)
+    angles = row * 180.0 / rows
+    scales = np.exp(col * math.log(SPECTRUM_PX / 2) / cols)
+    return [
+        Screen(angle_deg=a, scale=s, response=t)
+        for a, s, t in zip(angles.tolist(), scales.tolist(), total.tolist(), strict=True)
+    ]
 
 
 def align(

@@ -55,7 +55,6 @@ from .geometry import (
     ecc_thumbs,
     fill_mask,
     invariant_descriptor,
-    invariant_from_spectrum,
     prepare_geometry,
     screen_pairs,
     textured,
@@ -72,7 +71,7 @@ from .verify import (
     verify_pair,
 )
 
-MATCH_VERSION = 3  # bump when verdicts computed by older code must not be reused
+MATCH_VERSION = 4  # bump when verdicts computed by older code must not be reused
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,7 @@ class PairJudge:
     def _prepare_geo(self, digest: str) -> GeoPrepared:
         row = self.rows[digest]
         prepared = prepare_geometry(row.features.thumb, row.width, row.height)
-        self._invariants[digest] = invariant_from_spectrum(prepared.spectrum[0])
+        self._invariants[digest] = prepared.invariant
         return prepared
 
     def invariant(self, row: ImageRow) -> np.ndarray:
