@@ -13,9 +13,8 @@ import dask  # noqa: E402  (after the skip: the dask extra may be missing)
 
 import lookalike  # noqa: E402
 from lookalike import distributed as lk_distributed  # noqa: E402
-from lookalike import pipeline  # noqa: E402
+from lookalike import matching, pipeline  # noqa: E402
 from lookalike.errors import ExecutorError  # noqa: E402
-from lookalike import matching  # noqa: E402
 from lookalike.extraction import ExtractOutcome, ExtractTask, extract_file  # noqa: E402
 from lookalike.matching import JudgeTask, judge_batch  # noqa: E402
 from lookalike.testing import write_dataset  # noqa: E402

@@ -30,7 +30,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -154,7 +154,9 @@ class DigestPair:
     evidence: dict[str, Any]
 
 
-Verdicts = dict[tuple[str, str], tuple[bool, float, str]]
+Hit = tuple[bool, float, str]
+"""A stored verdict: accepted, score, evidence as JSON."""
+Verdicts = dict[tuple[str, str], Hit]
 PixelDigestOf = Callable[[str], "str | None"]
 
 
@@ -324,9 +326,7 @@ class PairJudge:
             return DigestPair(a, b, "pixel", 1.0, {"method": "pixel digest"})
         return DigestPair(a, b, relation, score, evidence)
 
-    def verdict(
-        self, a: str, b: str, *, geometric: bool = True, mirror: bool | None = None
-    ) -> tuple[bool, float, str]:
+    def verdict(self, a: str, b: str, *, geometric: bool = True, mirror: bool | None = None) -> Hit:
         """The cached ``(accepted, score, evidence JSON)`` of a sorted pair, running the
         steps ``judge`` asks for that were not tried yet (no pixel or stream digests)."""
         hit = self.cached.get((a, b)) or self.new.get((a, b))
@@ -338,9 +338,7 @@ class PairJudge:
             self.new[(a, b)] = hit
         return hit  # type: ignore[return-value]
 
-    def _needs(
-        self, hit: tuple[bool, float, str] | None, *, geometric: bool, mirror: bool | None
-    ) -> bool:
+    def _needs(self, hit: Hit | None, *, geometric: bool, mirror: bool | None) -> bool:
         """Whether a pair with this cached verdict still has steps to run."""
         if hit is None:
             return True
@@ -545,7 +543,7 @@ class JudgeTask:
     store_path: str | None = None
 
 
-def judge_batch(task: JudgeTask) -> list[tuple[str, str, tuple[bool, float, str]]]:
+def judge_batch(task: JudgeTask) -> list[tuple[str, str, Hit]]:
     """Verify a task's pairs (on any worker: a top-level, picklable function); returns
     ``(a, b, verdict)`` for each pair, as :meth:`PairJudge.verdict` gives it.
 
@@ -555,7 +553,8 @@ def judge_batch(task: JudgeTask) -> list[tuple[str, str, tuple[bool, float, str]
     judge.rows.update((row.digest, row) for row in task.rows)
     missing = [d for d in task.digests if d not in judge.rows]
     if missing and task.store_path:
-        judge.rows.update((row.digest, row) for row in _worker_store(task.store_path).load_images(missing))
+        stored = _worker_store(task.store_path).load_images(missing)
+        judge.rows.update((row.digest, row) for row in stored)
     judge.cached, judge.new = dict(task.previous), {}
     judge.screen_many([(a, b, mirror) for a, b, geometric, mirror in task.asks if geometric])
     return [(a, b, judge.verdict(a, b, geometric=g, mirror=m)) for a, b, g, m in task.asks]
@@ -572,7 +571,7 @@ def _worker_judge(settings: MatchSettings) -> PairJudge:
     return judge
 
 
-def _judge_here(task: JudgeTask, exc: BaseException) -> list[tuple[str, str, tuple[bool, float, str]]]:
+def _judge_here(task: JudgeTask, exc: BaseException) -> list[tuple[str, str, Hit]]:
     """No verdicts from a task whose workers died: its pairs are verified by the caller."""
     return []
 
@@ -646,13 +645,11 @@ def find_pairs(
     verified there first (:meth:`PairJudge.prejudge`) and then taken in the same order
     as without one, so the pairs found are the same.
     """
-    found: dict[tuple[str, str], DigestPair] = {}
-    linked = _Links()
+    search = _Search(rows, judge, ranks=np.arange(len(rows)), executor=executor)
     for a, b in _pixel_twin_candidates(rows):
         pair = judge.judge(a, b)
         if pair is not None:
-            found[(pair.a, pair.b)] = pair
-            linked.link(pair.a, pair.b)
+            search.accept((pair.a, pair.b), pair)
     if not rows:
         return []
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
@@ -660,54 +657,18 @@ def find_pairs(
         vectors, settings.neighbours, settings.min_descriptor_similarity, workers
     )
     views = _views(rows, settings, vectors, workers, judge)
-    ranks = (
-        locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
-        if len(rows) >= _CACHE_FRIENDLY_FROM
-        else np.arange(len(rows))
-    )
-    _judge_all(rows, identity, judge, found, linked, "descriptor_similarity", geometric=False,
-               ranks=ranks, executor=executor)  # fmt: skip
-    for label, candidates in (("view_similarity", views),
-                              ("embedding_similarity", extra or {})):  # fmt: skip
-        _judge_views(rows, candidates, judge, found, linked, label, settings, ranks, executor)
+    if len(rows) >= _CACHE_FRIENDLY_FROM:
+        search.ranks = locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
+    search.judge_all(identity, "descriptor_similarity", geometric=False)
+    search.judge_views(views, "view_similarity", settings)
+    search.judge_views(extra or {}, "embedding_similarity", settings)
     # last, and only for the images every search above left alone
-    alone = {k for k, row in enumerate(rows) if not linked.has(row.digest)}
+    alone = {k for k, row in enumerate(rows) if not search.linked.has(row.digest)}
     spectrum = spectrum_candidates(
         rows, settings, alone, workers=workers, invariant=judge.invariant
     )
-    _judge_views(rows, spectrum, judge, found, linked, "spectrum_similarity", settings, ranks,
-                 executor)  # fmt: skip
-    return [found[k] for k in sorted(found)]
-
-
-def _judge_views(
-    rows: Sequence[ImageRow],
-    candidates: Candidates,
-    judge: PairJudge,
-    found: dict[tuple[str, str], DigestPair],
-    linked: _Links,
-    label: str,
-    settings: MatchSettings,
-    ranks: np.ndarray,
-    executor: Executor | None = None,
-) -> None:
-    """Judge view-like candidates: whole pictures first, then the geometry of the pairs
-    still unlinked, screened together (or verified on the executor) in cache-friendly
-    order."""
-    _judge_all(rows, candidates, judge, found, linked, label, geometric=False, ranks=ranks,
-               executor=executor)  # fmt: skip
-    if not (settings.geometric and candidates):
-        return
-    tries = settings.group_pair_tries
-    todo = [(key, _orientation(view), _rank_key(ranks, i, j))
-            for (i, j), key, view, _ in _geometric_order(rows, candidates, found, linked, tries)]  # fmt: skip
-    todo.sort(key=lambda t: t[2])
-    if executor is not None:
-        judge.prejudge([(*key, True, mirror) for key, mirror, _ in todo], executor)
-    else:
-        judge.screen_many([(*key, mirror) for key, mirror, _ in todo])
-    _judge_all(rows, candidates, judge, found, linked, label, geometric=True, ranks=ranks,
-               group_pair_tries=tries)  # fmt: skip
+    search.judge_views(spectrum, "spectrum_similarity", settings)
+    return [search.found[k] for k in sorted(search.found)]
 
 
 def _views(
@@ -760,47 +721,86 @@ class _Links:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _judge_all(
-    rows: Sequence[ImageRow],
-    candidates: Candidates,
-    judge: PairJudge,
-    found: dict[tuple[str, str], DigestPair],
-    linked: _Links,
-    label: str,
-    *,
-    geometric: bool,
-    ranks: np.ndarray,
-    group_pair_tries: int = 0,
-    executor: Executor | None = None,
-) -> None:
-    """Judge candidates, adding accepted pairs to ``found``.
+@dataclass
+class _Search:
+    """What the search rounds of :func:`find_pairs` share: the pairs found so far, their
+    links, the cache-friendly order of the images (``ranks``,
+    :func:`lookalike.index.locality_ranks`) and where pairs are verified."""
 
-    Geometric checks go in :func:`_geometric_order`. Whole-picture checks find the same
-    pairs in any order, so they go in ``ranks`` order
-    (:func:`lookalike.index.locality_ranks`), which keeps the per-image caches warm.
-    The checks run on the calling thread, or before, on the ``executor``'s worker
-    processes (:meth:`PairJudge.prejudge`): they are many small NumPy and OpenCV calls,
-    and worker threads made them slower (GIL hand-offs), not faster.
-    """
-    if geometric:
-        todo = _geometric_order(rows, candidates, found, linked, group_pair_tries)
-    else:
-        order = sorted(candidates.items(), key=lambda kv: (_rank_key(ranks, *kv[0]), kv[0]))
-        todo = (((i, j), _digest_pair(rows, i, j), view, sim) for (i, j), (view, sim) in order)
-        if executor is not None:
-            keys = [(_digest_pair(rows, i, j), view) for (i, j), (view, _) in order]
-            asks = [(*key, False, _orientation(view)) for key, view in keys if key not in found]
-            judge.prejudge(asks, executor)
-    for _, key, view, sim in todo:
-        if key in found:
-            continue
-        pair = judge.judge(*key, geometric=geometric, mirror=_orientation(view))
-        if pair is not None:
-            pair.evidence.setdefault(label, round(float(sim), 4))
-            if label == "view_similarity":
-                pair.evidence.setdefault("view", view)
-            found[key] = pair
-            linked.link(*key)
+    rows: Sequence[ImageRow]
+    judge: PairJudge
+    ranks: np.ndarray
+    executor: Executor | None = None
+    found: dict[tuple[str, str], DigestPair] = field(default_factory=dict)
+    linked: _Links = field(default_factory=_Links)
+
+    def accept(self, key: tuple[str, str], pair: DigestPair) -> None:
+        self.found[key] = pair
+        self.linked.link(*key)
+
+    def judge_views(self, candidates: Candidates, label: str, settings: MatchSettings) -> None:
+        """Judge view-like candidates: whole pictures first, then the geometry of the
+        pairs still unlinked, screened together (or verified on the executor) in
+        cache-friendly order."""
+        self.judge_all(candidates, label, geometric=False)
+        if not (settings.geometric and candidates):
+            return
+        tries = settings.group_pair_tries
+        todo = [(key, _orientation(view), _rank_key(self.ranks, i, j))
+                for (i, j), key, view, _ in self.geometric_order(candidates, tries)]  # fmt: skip
+        todo.sort(key=lambda t: t[2])
+        if self.executor is not None:
+            self.judge.prejudge([(*key, True, m) for key, m, _ in todo], self.executor)
+        else:
+            self.judge.screen_many([(*key, m) for key, m, _ in todo])
+        self.judge_all(candidates, label, geometric=True, group_pair_tries=tries)
+
+    def judge_all(
+        self, candidates: Candidates, label: str, *, geometric: bool, group_pair_tries: int = 0
+    ) -> None:
+        """Judge candidates, adding accepted pairs to ``found``.
+
+        Geometric checks go in :meth:`geometric_order`. Whole-picture checks find the
+        same pairs in any order, so they go in ``ranks`` order, which keeps the per-image
+        caches warm. The checks run on the calling thread, or before, on the
+        ``executor``'s worker processes (:meth:`PairJudge.prejudge`): they are many small
+        NumPy and OpenCV calls, and worker threads made them slower (GIL hand-offs).
+        """
+        rows, ranks = self.rows, self.ranks
+        if geometric:
+            todo = self.geometric_order(candidates, group_pair_tries)
+        else:
+            order = sorted(candidates.items(), key=lambda kv: (_rank_key(ranks, *kv[0]), kv[0]))
+            todo = (((i, j), _digest_pair(rows, i, j), view, sim) for (i, j), (view, sim) in order)
+            if self.executor is not None:
+                keys = [(_digest_pair(rows, i, j), view) for (i, j), (view, _) in order]
+                asks = [(*k, False, _orientation(v)) for k, v in keys if k not in self.found]
+                self.judge.prejudge(asks, self.executor)
+        for _, key, view, sim in todo:
+            if key in self.found:
+                continue
+            pair = self.judge.judge(*key, geometric=geometric, mirror=_orientation(view))
+            if pair is not None:
+                pair.evidence.setdefault(label, round(float(sim), 4))
+                if label == "view_similarity":
+                    pair.evidence.setdefault("view", view)
+                self.accept(key, pair)
+
+    def geometric_order(
+        self, candidates: Candidates, group_pair_tries: int
+    ) -> Iterator[tuple[tuple[int, int], tuple[str, str], str, float]]:
+        """:func:`_geometric_order` of the candidates, given what was found so far."""
+        return _geometric_order(self.rows, candidates, self.found, self.linked, group_pair_tries)
+
+
+def _rank_key(ranks: np.ndarray, i: int, j: int) -> tuple[int, int]:
+    a, b = int(ranks[i]), int(ranks[j])
+    return (a, b) if a <= b else (b, a)
+
+
+def _digest_pair(rows: Sequence[ImageRow], i: int, j: int) -> tuple[str, str]:
+    a, b = rows[i].digest, rows[j].digest
+    return (a, b) if a <= b else (b, a)
 
 
 def _geometric_order(
@@ -831,16 +831,6 @@ def _geometric_order(
                 continue
             tried[(ra, rb)] = tried.get((ra, rb), 0) + 1
         yield (i, j), key, view, sim
-
-
-def _rank_key(ranks: np.ndarray, i: int, j: int) -> tuple[int, int]:
-    a, b = int(ranks[i]), int(ranks[j])
-    return (a, b) if a <= b else (b, a)
-
-
-def _digest_pair(rows: Sequence[ImageRow], i: int, j: int) -> tuple[str, str]:
-    a, b = rows[i].digest, rows[j].digest
-    return (a, b) if a <= b else (b, a)
 
 
 def _screen_parallel(
