@@ -26,6 +26,7 @@ later as a view candidate pays only for the missing step.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -70,6 +71,8 @@ from .verify import (
     verify_aligned,
     verify_pair,
 )
+
+logger = logging.getLogger(__name__)
 
 MATCH_VERSION = 4  # bump when verdicts computed by older code must not be reused
 
@@ -548,16 +551,23 @@ def judge_batch(task: JudgeTask) -> list[tuple[str, str, Hit]]:
     ``(a, b, verdict)`` for each pair, as :meth:`PairJudge.verdict` gives it.
 
     A worker thread keeps its judge between tasks, so an image prepared for one round
-    (thumbnails, spectra) is not prepared again for the next."""
+    (thumbnails, spectra) is not prepared again for the next. A task that fails here (the
+    store unreadable from the worker, say) returns no verdicts: the caller verifies its
+    pairs itself, where a real fault shows up with its own message."""
     judge = _worker_judge(task.settings)
-    judge.rows.update((row.digest, row) for row in task.rows)
-    missing = [d for d in task.digests if d not in judge.rows]
-    if missing and task.store_path:
-        stored = _worker_store(task.store_path).load_images(missing)
-        judge.rows.update((row.digest, row) for row in stored)
-    judge.cached, judge.new = dict(task.previous), {}
-    judge.screen_many([(a, b, mirror) for a, b, geometric, mirror in task.asks if geometric])
-    return [(a, b, judge.verdict(a, b, geometric=g, mirror=m)) for a, b, g, m in task.asks]
+    try:
+        judge.rows.update((row.digest, row) for row in task.rows)
+        missing = [d for d in task.digests if d not in judge.rows]
+        if missing and task.store_path:
+            stored = _worker_store(task.store_path).load_images(missing)
+            judge.rows.update((row.digest, row) for row in stored)
+        judge.cached, judge.new = dict(task.previous), {}
+        judge.screen_many([(a, b, m) for a, b, geometric, m in task.asks if geometric])
+        return [(a, b, judge.verdict(a, b, geometric=g, mirror=m)) for a, b, g, m in task.asks]
+    except Exception as exc:  # noqa: BLE001 - the caller verifies these pairs instead
+        logger.warning("Pair checks failed on a worker (%s: %s); checking them here.",
+                       type(exc).__name__, exc)  # fmt: skip
+        return []
 
 
 _worker = threading.local()
