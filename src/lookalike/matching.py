@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -282,7 +282,7 @@ class PairJudge:
                 or self.rows[b].features.is_flat
             ):
                 continue
-            hit = self.cached.get((a, b)) or self.new.get((a, b))
+            hit = self._hit(a, b)
             wanted = self._steps(geometric=True, mirror=mirror) & _GEOMETRY_STEPS
             if hit is not None and (hit[0] or wanted <= set(json.loads(hit[2]).get("tried", []))):
                 continue
@@ -315,10 +315,9 @@ class PairJudge:
         """
         a, b = sorted((a, b))
         ra, rb = self.rows[a], self.rows[b]
-        if ra.pixel_digest and ra.pixel_digest == rb.pixel_digest:
-            return DigestPair(a, b, "pixel", 1.0, {"method": "pixel digest"})
-        if ra.stream_digest and ra.stream_digest == rb.stream_digest:
-            return DigestPair(a, b, "pixel", 1.0, {"method": "JPEG stream digest"})
+        twins = _twins(ra, rb)
+        if twins is not None:
+            return DigestPair(a, b, "pixel", 1.0, {"method": twins})
         accepted, score, evidence_json = self.verdict(a, b, geometric=geometric, mirror=mirror)
         if not accepted:
             return None
@@ -332,7 +331,7 @@ class PairJudge:
     def verdict(self, a: str, b: str, *, geometric: bool = True, mirror: bool | None = None) -> Hit:
         """The cached ``(accepted, score, evidence JSON)`` of a sorted pair, running the
         steps ``judge`` asks for that were not tried yet (no pixel or stream digests)."""
-        hit = self.cached.get((a, b)) or self.new.get((a, b))
+        hit = self._hit(a, b)
         if self._needs(hit, geometric=geometric, mirror=mirror):
             previous = None if hit is None else json.loads(hit[2])
             steps = self._steps(geometric=geometric, mirror=mirror)
@@ -340,6 +339,10 @@ class PairJudge:
             hit = (verdict.accepted, verdict.score, json.dumps(verdict.evidence, sort_keys=True))
             self.new[(a, b)] = hit
         return hit  # type: ignore[return-value]
+
+    def _hit(self, a: str, b: str) -> Hit | None:
+        """The verdict of a sorted pair so far: this run's, else the store's."""
+        return self.cached.get((a, b)) or self.new.get((a, b))
 
     def _needs(self, hit: Hit | None, *, geometric: bool, mirror: bool | None) -> bool:
         """Whether a pair with this cached verdict still has steps to run."""
@@ -363,12 +366,9 @@ class PairJudge:
         seen: set[tuple[str, str]] = set()
         for a, b, geometric, mirror in asks:
             a, b = sorted((a, b))
-            ra, rb = self.rows[a], self.rows[b]
-            twins = (ra.pixel_digest and ra.pixel_digest == rb.pixel_digest) or (
-                ra.stream_digest and ra.stream_digest == rb.stream_digest
-            )
-            hit = self.cached.get((a, b)) or self.new.get((a, b))
-            if twins or (a, b) in seen or not self._needs(hit, geometric=geometric, mirror=mirror):
+            if (a, b) in seen or _twins(self.rows[a], self.rows[b]) is not None:
+                continue
+            if not self._needs(self._hit(a, b), geometric=geometric, mirror=mirror):
                 continue
             seen.add((a, b))
             todo.append((a, b, geometric, mirror))
@@ -385,11 +385,7 @@ class PairJudge:
 
     def _task(self, asks: list[JudgeAsk]) -> JudgeTask:
         digests = tuple(sorted({d for a, b, _, _ in asks for d in (a, b)}))
-        previous = {}
-        for a, b, _, _ in asks:
-            hit = self.cached.get((a, b)) or self.new.get((a, b))
-            if hit is not None:
-                previous[(a, b)] = hit
+        previous = {(a, b): hit for a, b, _, _ in asks if (hit := self._hit(a, b)) is not None}
         rows = () if self.store_path else tuple(self.rows[d] for d in digests)
         return JudgeTask(self.settings, tuple(asks), previous, digests, rows, self.store_path)
 
@@ -527,6 +523,16 @@ class PairJudge:
             return False
         da, db = self.pixel_digest_of(ra.digest), self.pixel_digest_of(rb.digest)
         return da is not None and da == db
+
+
+def _twins(ra: ImageRow, rb: ImageRow) -> str | None:
+    """How two contents are known to have the same pixels without any check ("pixel
+    digest", "JPEG stream digest"), or ``None``."""
+    if ra.pixel_digest and ra.pixel_digest == rb.pixel_digest:
+        return "pixel digest"
+    if ra.stream_digest and ra.stream_digest == rb.stream_digest:
+        return "JPEG stream digest"
+    return None
 
 
 JudgeAsk = tuple[str, str, bool, "bool | None"]
@@ -776,15 +782,14 @@ class _Search:
         ``executor``'s worker processes (:meth:`PairJudge.prejudge`): they are many small
         NumPy and OpenCV calls, and worker threads made them slower (GIL hand-offs).
         """
-        rows, ranks = self.rows, self.ranks
+        todo: Iterable[tuple[tuple[int, int], tuple[str, str], str, float]]
         if geometric:
             todo = self.geometric_order(candidates, group_pair_tries)
         else:
-            order = sorted(candidates.items(), key=lambda kv: (_rank_key(ranks, *kv[0]), kv[0]))
-            todo = (((i, j), _digest_pair(rows, i, j), view, sim) for (i, j), (view, sim) in order)
+            order = sorted(candidates, key=lambda ij: (_rank_key(self.ranks, *ij), ij))
+            todo = [(ij, _digest_pair(self.rows, *ij), *candidates[ij]) for ij in order]
             if self.executor is not None:
-                keys = [(_digest_pair(rows, i, j), view) for (i, j), (view, _) in order]
-                asks = [(*k, False, _orientation(v)) for k, v in keys if k not in self.found]
+                asks = [(*k, False, _orientation(v)) for _, k, v, _ in todo if k not in self.found]
                 self.judge.prejudge(asks, self.executor)
         for _, key, view, sim in todo:
             if key in self.found:
