@@ -40,6 +40,7 @@ import numpy as np
 from .executors import Executor, default_workers
 from .features import (
     DESCRIPTOR_DIM,
+    Features,
     centre_descriptor,
     fill_rotation,
     frame_before_rotation,
@@ -61,6 +62,15 @@ from .geometry import (
     textured,
 )
 from .index import knn_pairs, locality_ranks
+from .orientation import (
+    NAMES,
+    all_orientations,
+    canonical_orientations,
+    compose,
+    inverse,
+    orient,
+    oriented_size,
+)
 from .store import ImageRow, Store
 from .verify import (
     Prepared,
@@ -74,7 +84,7 @@ from .verify import (
 
 logger = logging.getLogger(__name__)
 
-MATCH_VERSION = 4  # bump when verdicts computed by older code must not be reused
+MATCH_VERSION = 5  # bump when verdicts computed by older code must not be reused
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ class MatchSettings:
     neighbours: int = 5
     min_descriptor_similarity: float = 0.75
     mirror: bool = True  # look for mirror images (relation ``mirror``)
+    turns: bool = True  # look for copies turned by quarter turns or flipped upside down
     geometric: bool = True  # look for crops and rotations (alignment)
     view_neighbours: int = 2
     min_view_similarity: float = 0.5
@@ -101,6 +112,7 @@ class MatchSettings:
                 "features": FEATURE_VERSION,
                 "matching": MATCH_VERSION,
                 "mirror": self.mirror,
+                "turns": self.turns,
                 "geometric": self.geometric,
                 "geometry": asdict(self.geometry),
                 **asdict(self.verify),
@@ -196,6 +208,7 @@ class PairJudge:
         self.fill_angle = lru_cache(maxsize=None)(self._measure_fill_angle)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
         self._invariants: dict[str, np.ndarray] = {}
+        self.frames = _Frames()  # orientations of accepted pairs, for the keeper checks
 
     def _prepare(self, digest: str) -> Prepared:
         return prepare_thumb(self.rows[digest].features.thumb)
@@ -203,10 +216,13 @@ class PairJudge:
     def _prepare_coarse(self, digest: str) -> Prepared:
         return coarse_thumb(self.rows[digest].features.thumb)
 
-    def _prepare_geo(self, digest: str) -> GeoPrepared:
+    def _prepare_geo(self, digest: str, turn: int = 0) -> GeoPrepared:
         row = self.rows[digest]
-        prepared = prepare_geometry(row.features.thumb, row.width, row.height)
-        self._invariants[digest] = prepared.invariant
+        width, height = oriented_size((row.width, row.height), turn)
+        thumb = np.ascontiguousarray(orient(row.features.thumb, turn))
+        prepared = prepare_geometry(thumb, width, height)
+        if turn == 0:
+            self._invariants[digest] = prepared.invariant
         return prepared
 
     def invariant(self, row: ImageRow) -> np.ndarray:
@@ -219,11 +235,11 @@ class PairJudge:
         return found
 
     def _prepare_aligning(
-        self, digest: str
+        self, digest: str, turn: int = 0
     ) -> tuple[AlignThumbs, np.ndarray, np.ndarray, np.ndarray]:
         """Alignment thumbnails, then plain thumbnail, texture map, fill map (each plain and
-        mirrored)."""
-        thumb = self.rows[digest].features.thumb
+        mirrored), of the picture turned by ``turn`` quarter turns."""
+        thumb = np.ascontiguousarray(orient(self.rows[digest].features.thumb, turn))
         plain, blurred = compare_thumb(thumb)
         tex, fill = textured(blurred), fill_mask(thumb)
         return (
@@ -317,6 +333,7 @@ class PairJudge:
         ra, rb = self.rows[a], self.rows[b]
         twins = _twins(ra, rb)
         if twins is not None:
+            self.frames.link(a, b, 0)
             return DigestPair(a, b, "pixel", 1.0, {"method": twins})
         accepted, score, evidence_json = self.verdict(a, b, geometric=geometric, mirror=mirror)
         if not accepted:
@@ -324,6 +341,7 @@ class PairJudge:
         evidence = json.loads(evidence_json)
         relation = evidence.pop("relation", "near")
         evidence.pop("tried", None)
+        self.frames.link(a, b, pair_orientation(evidence))
         if relation == "near" and self._same_pixels(ra, rb, evidence):
             return DigestPair(a, b, "pixel", 1.0, {"method": "pixel digest"})
         return DigestPair(a, b, relation, score, evidence)
@@ -332,10 +350,13 @@ class PairJudge:
         """The cached ``(accepted, score, evidence JSON)`` of a sorted pair, running the
         steps ``judge`` asks for that were not tried yet (no pixel or stream digests)."""
         hit = self._hit(a, b)
-        if self._needs(hit, geometric=geometric, mirror=mirror):
+        # two pictures already linked in some orientation (through other pairs) are
+        # aligned in that orientation's quarter turn
+        turn = (self.frames.between(a, b) or 0) % 4 if geometric and self.settings.turns else 0
+        if self._needs(hit, geometric=geometric, mirror=mirror, turn=turn):
             previous = None if hit is None else json.loads(hit[2])
-            steps = self._steps(geometric=geometric, mirror=mirror)
-            verdict = self._verify(a, b, steps, previous, hit[1] if hit else 0.0)
+            steps = self._steps(geometric=geometric, mirror=mirror, turn=turn)
+            verdict = self._verify(a, b, steps, previous, hit[1] if hit else 0.0, turn)
             hit = (verdict.accepted, verdict.score, json.dumps(verdict.evidence, sort_keys=True))
             self.new[(a, b)] = hit
         return hit  # type: ignore[return-value]
@@ -344,13 +365,15 @@ class PairJudge:
         """The verdict of a sorted pair so far: this run's, else the store's."""
         return self.cached.get((a, b)) or self.new.get((a, b))
 
-    def _needs(self, hit: Hit | None, *, geometric: bool, mirror: bool | None) -> bool:
+    def _needs(
+        self, hit: Hit | None, *, geometric: bool, mirror: bool | None, turn: int = 0
+    ) -> bool:
         """Whether a pair with this cached verdict still has steps to run."""
         if hit is None:
             return True
         if hit[0]:
             return False
-        steps = self._steps(geometric=geometric, mirror=mirror)
+        steps = self._steps(geometric=geometric, mirror=mirror, turn=turn)
         return not steps <= set(json.loads(hit[2]).get("tried", []))
 
     def prejudge(self, asks: Sequence[JudgeAsk], executor: Executor) -> None:
@@ -389,7 +412,7 @@ class PairJudge:
         rows = () if self.store_path else tuple(self.rows[d] for d in digests)
         return JudgeTask(self.settings, tuple(asks), previous, digests, rows, self.store_path)
 
-    def _steps(self, *, geometric: bool, mirror: bool | None) -> set[str]:
+    def _steps(self, *, geometric: bool, mirror: bool | None, turn: int = 0) -> set[str]:
         plain = mirror is not True
         flipped = self.settings.mirror and mirror is not False
         # a view candidate (mirror given) that is a plain whole-picture duplicate is also
@@ -398,13 +421,18 @@ class PairJudge:
         if flipped:
             steps.add("mirror")
         if geometric and self.settings.geometric:
-            steps |= ({"geometry"} if plain else set()) | (
-                {"mirror geometry"} if flipped else set()
-            )
+            steps |= {_geometry_step(m, turn) for m, wanted in ((False, plain), (True, flipped))
+                      if wanted}  # fmt: skip
         return steps
 
     def _verify(
-        self, a: str, b: str, steps: set[str], previous: dict[str, Any] | None, score: float
+        self,
+        a: str,
+        b: str,
+        steps: set[str],
+        previous: dict[str, Any] | None,
+        score: float,
+        turn: int = 0,
     ) -> Verdict:
         """Run the steps not tried before: identity, mirrored identity, then geometry."""
         ra, rb = self.rows[a], self.rows[b]
@@ -423,30 +451,31 @@ class PairJudge:
 
         for step, flip in (("identity", False), ("mirror", True)):
             if step in steps and step not in tried:
-                self.stats["identity"] += 1
                 tried.add(step)
                 coarse = (self._coarse(a), self._coarse(b))
-                v = verify_pair(
-                    fa,
-                    fb,
-                    *sizes,
-                    self.settings.verify,
-                    mirror=flip,
-                    prepared=prepared,
-                    coarse=coarse,
-                )
-                if v.accepted:
-                    return done(v, "mirror" if flip else "near")
-                if not best.evidence or v.score > best.score:
-                    best = v
+                for o in self._orientations_to_try(fa, fb, mirrored=flip):
+                    self.stats["identity"] += 1
+                    v = verify_pair(
+                        fa,
+                        fb,
+                        *sizes,
+                        self.settings.verify,
+                        orientation=o,
+                        prepared=prepared,
+                        coarse=coarse,
+                    )
+                    if v.accepted:
+                        return done(v, "mirror" if flip else "near")
+                    if not best.evidence or v.score > best.score:
+                        best = v
         todo = [
             m
-            for m, step in ((False, "geometry"), (True, "mirror geometry"))
-            if step in steps and step not in tried
+            for m in (False, True)
+            if (step := _geometry_step(m, turn)) in steps and step not in tried
         ]
         if todo and not (fa.is_flat or fb.is_flat):
-            tried.update("mirror geometry" if m else "geometry" for m in todo)
-            found = self._verify_geometry(a, b, todo)
+            tried.update(_geometry_step(m, turn) for m in todo)
+            found = self._verify_geometry(a, b, todo, turn)
             if found.accepted or found.score > best.score:
                 return done(
                     found, "mirror" if found.evidence["method"].startswith("mirror") else "near"
@@ -454,12 +483,29 @@ class PairJudge:
             best = Verdict(False, best.score, {**best.evidence, "geometry": _summary(found)})
         return done(best, "near")
 
-    def _verify_geometry(self, a: str, b: str, orientations: list[bool]) -> Verdict:
-        """Screen the orientations, align the better one, compare inside the overlap."""
-        cached = self._screens.pop((a, b), {})
+    def _orientations_to_try(self, fa: Features, fb: Features, *, mirrored: bool) -> list[int]:
+        """The orientations of ``b`` (mirrored ones or not) worth a whole-picture check
+        against ``a``, most similar descriptors first: upright (or plainly mirrored) always,
+        quarter turns when their descriptors pass the verification's first bar."""
+        first = 4 if mirrored else 0
+        if not self.settings.turns:
+            return [first]
+        group = np.arange(first, first + 4)
+        similarity = all_orientations(fb.descriptor)[group] @ fa.descriptor
+        bar = self.settings.verify.min_descriptor_similarity
+        order = sorted(range(4), key=lambda k: (k != 0, -float(similarity[k])))
+        return [int(group[k]) for k in order if k == 0 or similarity[k] >= bar]
+
+    def _verify_geometry(
+        self, a: str, b: str, orientations: list[bool], turn: int = 0
+    ) -> Verdict:
+        """Screen the orientations, align the better one, compare inside the overlap.
+
+        ``b`` is turned by ``turn`` quarter turns first (then mirrored or not)."""
+        cached = self._screens.pop((a, b), {}) if turn == 0 else {}
         missing = [m for m in orientations if m not in cached]
         if missing:
-            pair = [self._geo(a), self._geo(b)]
+            pair = [self._geo(a), self._geo(b, turn)]
             cached.update(
                 zip(missing, screen_pairs(pair, [(0, 1, m) for m in missing]), strict=True)
             )
@@ -468,17 +514,17 @@ class PairJudge:
         mirror = ranked[0]
         screen = cached[mirror]
         limits = self.settings.geometry
-        filled = self.fill_angle(a) is not None or self.fill_angle(b) is not None
+        filled = turn == 0 and (self.fill_angle(a) is not None or self.fill_angle(b) is not None)
+        method = "mirror geometry" if mirror else "geometry"
         if screen.response < limits.min_response and not filled:
-            evidence = {"method": "mirror geometry" if mirror else "geometry",
-                        "spectrum_response": round(screen.response, 3),
+            evidence = {"method": method, "spectrum_response": round(screen.response, 3),
                         "reason": "spectra differ"}  # fmt: skip
             return Verdict(False, 0.0, evidence)
         self.stats["aligned"] += 1
-        ga, gb = self._geo(a), self._geo(b)  # only now: most pairs stop at the screen
+        ga, gb = self._geo(a), self._geo(b, turn)  # only now: most pairs stop at the screen
         (ecc_a, plain_a, tex_a, fill_a), (ecc_b, plain_b, tex_b, fill_b) = (
             self._aligning(a),
-            self._aligning(b),
+            self._aligning(b, turn),
         )
         alignment = None
         if screen.response >= limits.min_response:
@@ -505,9 +551,10 @@ class PairJudge:
             self.settings.verify, limits,
         )  # fmt: skip
         phash = (self.rows[a].features.phash ^ self.rows[b].features.phash).bit_count()
-        return Verdict(
-            verdict.accepted, verdict.score, {"phash_distance": phash, **verdict.evidence}
-        )
+        evidence = {"phash_distance": phash, **verdict.evidence}
+        if turn:
+            evidence["orientation"] = NAMES[turn + 4 * m]
+        return Verdict(verdict.accepted, verdict.score, evidence)
 
     def _same_pixels(self, ra: ImageRow, rb: ImageRow, evidence: dict[str, Any]) -> bool:
         """Full-resolution pixel check of a lossless file against a lossy one.
@@ -515,7 +562,7 @@ class PairJudge:
         Only tried when their thumbnails are nearly equal, since it decodes the lossy file
         in full. (Two lossless files compare by decode-time digests, two JPEGs by stream.)
         """
-        if evidence.get("method") != "thumbnail":
+        if evidence.get("method") != "thumbnail" or "orientation" in evidence:
             return False
         if ra.lossless == rb.lossless or (ra.width, ra.height) != (rb.width, rb.height):
             return False
@@ -612,6 +659,58 @@ _DEFAULT_WORKERS = 8  # ... when the executor does not say how many workers it h
 _MIN_JUDGE_TASK = 16  # pairs
 _WORKER_ROWS = 50_000  # images a worker's judge holds before it starts afresh (~1 GB)
 _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
+
+
+def _geometry_step(mirror: bool, turn: int) -> str:
+    """The name a verdict records for an alignment step (``geometry``, ``mirror
+    geometry``; ``geometry turn 1``... when ``b`` was turned first)."""
+    name = "mirror geometry" if mirror else "geometry"
+    return f"{name} turn {turn}" if turn else name
+
+
+def pair_orientation(evidence: dict[str, Any]) -> int:
+    """The orientation (:mod:`lookalike.orientation`) in which ``b`` of an accepted pair
+    shows ``a``, from the pair's evidence."""
+    name = evidence.get("orientation")
+    if name is not None:
+        return NAMES.index(name)
+    return 4 if str(evidence.get("method", "")).startswith("mirror") else 0
+
+
+class _Frames:
+    """Union-find over digests of accepted pairs that keeps each one's orientation
+    relative to its root, so two pictures linked through others have a known
+    orientation to each other."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, tuple[str, int]] = {}  # d -> (parent, o): orient(d, o) ~ parent
+
+    def find(self, d: str) -> tuple[str, int]:
+        """``(root, o)`` with ``orient(d, o)`` showing the root."""
+        o = 0
+        path = []
+        while d in self.parent:
+            parent, step = self.parent[d]
+            path.append((d, o))
+            o = compose(o, step)
+            d = parent
+        for node, before in path:  # point every node of the path at the root
+            self.parent[node] = (d, compose(inverse(before), o))
+        return d, o
+
+    def link(self, a: str, b: str, o: int) -> None:
+        """Record that ``orient(b, o)`` shows ``a``."""
+        ra, oa = self.find(a)
+        rb, ob = self.find(b)
+        if ra != rb:
+            # orient(rb, x) ~ ra: rb ~ orient(b, ob) ... b ~ inverse(o) of a
+            self.parent[rb] = (ra, compose(inverse(ob), compose(o, oa)))
+
+    def between(self, a: str, b: str) -> int | None:
+        """The orientation ``o`` with ``orient(b, o)`` showing ``a``, when linked."""
+        ra, oa = self.find(a)
+        rb, ob = self.find(b)
+        return compose(ob, inverse(oa)) if ra == rb else None
 _SCREEN_BATCH = 2048
 """Pairs screened together; bounds the spectra held at once (about 0.1 MB an image)."""
 _FILLED_MIN_INITIAL_CC = 0.3  # first correlation asked of a pair with filled corners
@@ -669,9 +768,7 @@ def find_pairs(
     if not rows:
         return []
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
-    identity = _self_pairs(
-        vectors, settings.neighbours, settings.min_descriptor_similarity, workers
-    )
+    identity = identity_candidates(vectors, settings, workers=workers)
     views = _views(rows, settings, vectors, workers, judge)
     if len(rows) >= _CACHE_FRIENDLY_FROM:
         search.ranks = locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
@@ -920,6 +1017,34 @@ def view_candidates(
         if len(seen) == 2:
             label, sim = out[key]
             out[key] = (_EITHER_WAY.format(label.removeprefix("mirror ")), sim)
+    return out
+
+
+def identity_candidates(
+    vectors: np.ndarray, settings: MatchSettings, *, workers: int | None = None
+) -> Candidates:
+    """The ``neighbours`` nearest descriptors of every image, in any orientation.
+
+    Each descriptor enters the index in its canonical orientation
+    (:func:`lookalike.orientation.canonical_orientations`; near a boundary of that choice
+    in the neighbouring one too, about two entries an image), so a copy turned by quarter
+    turns, flipped or mirrored lands next to its original in one search. Without
+    ``settings.turns``, the plain descriptors are searched.
+    """
+    k, bar = settings.neighbours, settings.min_descriptor_similarity
+    if not settings.turns:
+        return _self_pairs(vectors, k, bar, workers)
+    choices = canonical_orientations(vectors, mirror=settings.mirror)
+    owners = np.repeat(np.arange(len(vectors)), [len(c) for c in choices])
+    which = np.fromiter((o for c in choices for o in c), np.intp, len(owners))
+    entries = all_orientations(vectors)[owners, which]
+    found = _self_pairs(entries, k + 2, bar, workers)  # + 2: an image's other entries
+    out: Candidates = {}
+    for (p, q), (label, sim) in found.items():
+        i, j = int(owners[p]), int(owners[q])
+        key = (min(i, j), max(i, j))
+        if i != j and (key not in out or out[key][1] < sim):
+            out[key] = (label, sim)
     return out
 
 

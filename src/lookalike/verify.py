@@ -45,8 +45,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .features import Features, hamming, mirror_descriptor
+from .features import Features, hamming
 from .geometry import Alignment, GeometryLimits, compare_aligned, is_plausible
+from .orientation import NAMES, is_mirrored, orient, orient_descriptor, oriented_size
 
 SCORE_AT_LIMIT = 0.8
 _CHANGE_LEVEL = 0.1
@@ -62,7 +63,10 @@ class VerifySettings:
     changed_limit: float = 0.03
     shift_limit: float = 0.6
     min_descriptor_similarity: float = 0.7  # whole-picture copies measured >= 0.81
-    max_aspect_change: float = 0.06  # |log(aspect_a / aspect_b)| allowed without geometry
+    # |log(aspect_a / aspect_b)| of whole pictures compared without geometry: thumbnails
+    # are squares, so a copy squashed to a square or stretched up to 2x on one axis is
+    # compared as it is (its thumbnail is the original's); crops go to geometry
+    max_aspect_change: float = 0.75
     # geometric matches: aligned to a fraction of a pixel, an edited copy differs from its
     # original by almost nothing, while a burst frame or another shot shows what moved
     geometric_mad_limit: float = 0.025
@@ -108,9 +112,11 @@ def coarse_thumb(thumb: np.ndarray) -> Prepared:
     return prepare_thumb(cv2.resize(thumb, (32, 32), interpolation=cv2.INTER_AREA), steps=4)
 
 
-def mirrored(p: Prepared) -> Prepared:
-    """The prepared thumbnail of the horizontally mirrored picture (no recomputation)."""
-    return Prepared(p.pixels[:, ::-1], p.sorted_values, p.ranks[:, ::-1])
+def oriented(p: Prepared, o: int) -> Prepared:
+    """The prepared thumbnail of the picture in orientation ``o`` (no recomputation)."""
+    if o == 0:
+        return p
+    return Prepared(orient(p.pixels, o), p.sorted_values, orient(p.ranks, o))
 
 
 def tone_match(src: Prepared, dst: Prepared) -> np.ndarray:
@@ -167,36 +173,37 @@ def verify_pair(
     *,
     prepared: tuple[Prepared, Prepared] | Callable[[], tuple[Prepared, Prepared]] | None = None,
     coarse: tuple[Prepared, Prepared] | None = None,
-    mirror: bool = False,
+    orientation: int = 0,
 ) -> Verdict:
     """Compare two images by their features; accept when they are the same picture.
 
-    With ``mirror``, ``b`` is compared mirrored left to right. ``coarse`` (from
-    :func:`coarse_thumb`) enables the cheap first look; ``prepared`` (from
-    :func:`prepare_thumb`, unmirrored; or a function returning them, called only when the
-    first look passes) saves recomputing the 128 px thumbnails.
+    ``b`` is compared in ``orientation`` (:mod:`lookalike.orientation`: turned and/or
+    mirrored). ``coarse`` (from :func:`coarse_thumb`) enables the cheap first look;
+    ``prepared`` (from :func:`prepare_thumb`, as stored; or a function returning them,
+    called only when the first look passes) saves recomputing the 128 px thumbnails.
     """
-    aspect = aspect_change(size_a, size_b)
+    o = orientation
+    aspect = aspect_change(size_a, oriented_size(size_b, o))
     evidence: dict[str, Any] = {
-        "method": "mirror thumbnail" if mirror else "thumbnail",
+        "method": "mirror thumbnail" if is_mirrored(o) else "thumbnail",
         "phash_distance": hamming(fa.phash, fb.phash),
         "aspect_change": round(aspect, 4),
     }
+    if o:
+        evidence["orientation"] = NAMES[o]
     if fa.is_flat or fb.is_flat:
         evidence["reason"] = "flat picture"
         return Verdict(False, 0.0, evidence)
     if aspect > settings.max_aspect_change:
         evidence["reason"] = "aspect ratio differs"
         return Verdict(False, 0.0, evidence)
-    similarity = float(
-        fa.descriptor @ (mirror_descriptor(fb.descriptor) if mirror else fb.descriptor)
-    )
+    similarity = float(fa.descriptor @ orient_descriptor(fb.descriptor, o))
     if similarity < settings.min_descriptor_similarity:
         evidence.update(descriptor_similarity=round(similarity, 4), reason="descriptors differ")
         return Verdict(False, 0.0, evidence)
     if coarse is not None:
         ca, cb = coarse
-        mad, changed = compare_prepared(ca, mirrored(cb) if mirror else cb)
+        mad, changed = compare_prepared(ca, oriented(cb, o))
         if mad > settings.mad_limit:
             evidence.update(mad=round(mad, 4), reason="differs at 32 px")
             return Verdict(False, round(score_from(mad / settings.mad_limit), 4), evidence)
@@ -205,8 +212,7 @@ def verify_pair(
     pa, pb = (
         prepared if prepared is not None else (prepare_thumb(fa.thumb), prepare_thumb(fb.thumb))
     )
-    if mirror:
-        pb = mirrored(pb)
+    pb = oriented(pb, o)
     mad, changed = compare_prepared(pa, pb)
     dissimilarity = max(mad / settings.mad_limit, changed / settings.changed_limit)
     evidence.update(mad=round(mad, 4), changed=round(changed, 4))
