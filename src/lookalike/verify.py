@@ -45,7 +45,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .features import Features, hamming
+from .features import THUMB_PX, Features, hamming
 from .geometry import Alignment, GeometryLimits, compare_aligned, is_plausible
 from .orientation import NAMES, is_mirrored, orient, orient_descriptor, oriented_size
 
@@ -164,6 +164,23 @@ def aspect_change(size_a: tuple[int, int], size_b: tuple[int, int]) -> float:
     return abs(math.log((size_a[0] / size_a[1]) / (size_b[0] / size_b[1])))
 
 
+def common_resolution(
+    size_a: tuple[int, int], size_b: tuple[int, int]
+) -> tuple[int, int] | None:
+    """The ``(columns, rows)`` of picture both thumbnails really hold, when one of the two
+    pictures has fewer pixels than a thumbnail along an axis; ``None`` otherwise."""
+    cols = min(size_a[0], size_b[0], THUMB_PX)
+    rows = min(size_a[1], size_b[1], THUMB_PX)
+    return None if (cols, rows) == (THUMB_PX, THUMB_PX) else (max(cols, 4), max(rows, 4))
+
+
+def at_resolution(thumb: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
+    """A thumbnail reduced to ``resolution`` (columns, rows) and enlarged back, as a
+    picture of that size would have been made into a thumbnail."""
+    small = cv2.resize(thumb, resolution, interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, thumb.shape[::-1], interpolation=cv2.INTER_LINEAR)
+
+
 def verify_pair(
     fa: Features,
     fb: Features,
@@ -207,12 +224,21 @@ def verify_pair(
         if mad > settings.mad_limit:
             evidence.update(mad=round(mad, 4), reason="differs at 32 px")
             return Verdict(False, round(score_from(mad / settings.mad_limit), 4), evidence)
-    if callable(prepared):
-        prepared = prepared()
-    pa, pb = (
-        prepared if prepared is not None else (prepare_thumb(fa.thumb), prepare_thumb(fb.thumb))
-    )
-    pb = oriented(pb, o)
+    common = common_resolution(size_a, oriented_size(size_b, o))
+    if common is not None:
+        # a small picture's thumbnail is its few pixels enlarged: compare both as blurred
+        pa = prepare_thumb(at_resolution(fa.thumb, common))
+        pb = prepare_thumb(at_resolution(np.ascontiguousarray(orient(fb.thumb, o)), common))
+        evidence["compared_px"] = list(common)
+    else:
+        if callable(prepared):
+            prepared = prepared()
+        pa, pb = (
+            prepared
+            if prepared is not None
+            else (prepare_thumb(fa.thumb), prepare_thumb(fb.thumb))
+        )
+        pb = oriented(pb, o)
     mad, changed = compare_prepared(pa, pb)
     dissimilarity = max(mad / settings.mad_limit, changed / settings.changed_limit)
     evidence.update(mad=round(mad, 4), changed=round(changed, 4))
