@@ -32,7 +32,7 @@ from .grouping import FileInfo, KeeperPolicy, build_groups
 from .matching import MatchSettings, PairJudge, find_pairs
 from .records import Failure, Group, Pair
 from .remote import lives_in_this_process, read_bytes
-from .store import Store, default_store_path
+from .store import Store, default_store_path, scan_lock
 
 _BATCH = 32
 _BATCH_SECONDS = 1.0
@@ -81,8 +81,12 @@ def scan(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Any = None,
+    wait: bool = False,
 ) -> ScanResult:
     """Scan folders for duplicate images and return groups with a keeper each.
+
+    One scan at a time runs on a store (:func:`lookalike.store.scan_lock`); the review
+    UI and ``export`` can still write a person's marks meanwhile.
 
     Args:
         roots: folders to scan; several roots are several datasets (leakage is reported).
@@ -97,10 +101,13 @@ def scan(
             shared folder).
         progress: optional ``progress(stage, done, total)`` callback; ``total`` is
             ``None`` while unknown. Returning ``False`` cancels the scan.
+        wait: when another scan is using the store, wait for it to finish instead of
+            raising :class:`~lookalike.errors.StoreBusyError`.
 
     Raises:
         InputNotFoundError: a root does not exist.
         ConfigError: bad options.
+        StoreBusyError: another scan is using the store (and ``wait`` is false).
         StoreError: the store cannot be opened or written.
     """
     check_engine(engine, workers=workers, scheduler=scheduler)
@@ -115,7 +122,7 @@ def scan(
     store_path = os.fspath(db) if db is not None else os.fspath(default_store_path(abs_roots))
     started = time.perf_counter()
     pool = _Pool(engine, workers, scheduler, any(lives_in_this_process(r) for r in abs_roots))
-    with Store(store_path) as store, pool:
+    with scan_lock(store_path, wait=wait), Store(store_path) as store, pool:
         run_id = store.start_run(abs_roots, _settings_dict(settings))
         counts = _extract_all(store, abs_roots, run_id, settings, pool, progress)
         store.forget_unseen(abs_roots, run_id)
