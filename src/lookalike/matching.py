@@ -176,8 +176,10 @@ class PairJudge:
         workers: int | None = None,
         store_path: str | None = None,
         cache_scale: float = 1.0,
+        on_verdict: Callable[[str, str, Hit], None] | None = None,
     ) -> None:
         self.rows = {row.digest: row for row in rows}
+        self.on_verdict = on_verdict  # told of each new verdict, e.g. to save it at once
         self.store_path = store_path  # where workers may read the rows (None: ship them)
         self.workers = workers if workers is not None else default_workers()
         self.settings = settings
@@ -337,12 +339,18 @@ class PairJudge:
             steps = self._steps(geometric=geometric, mirror=mirror)
             verdict = self._verify(a, b, steps, previous, hit[1] if hit else 0.0)
             hit = (verdict.accepted, verdict.score, json.dumps(verdict.evidence, sort_keys=True))
-            self.new[(a, b)] = hit
+            self._keep(a, b, hit)
         return hit  # type: ignore[return-value]
+
+    def _keep(self, a: str, b: str, hit: Hit) -> None:
+        """Record a new verdict of a sorted pair and pass it to ``on_verdict``."""
+        self.new[(a, b)] = hit
+        if self.on_verdict is not None:
+            self.on_verdict(a, b, hit)
 
     def _hit(self, a: str, b: str) -> Hit | None:
         """The verdict of a sorted pair so far: this run's, else the store's."""
-        return self.cached.get((a, b)) or self.new.get((a, b))
+        return self.new.get((a, b)) or self.cached.get((a, b))
 
     def _needs(self, hit: Hit | None, *, geometric: bool, mirror: bool | None) -> bool:
         """Whether a pair with this cached verdict still has steps to run."""
@@ -381,7 +389,7 @@ class PairJudge:
         tasks = [self._task(todo[k : k + size]) for k in range(0, len(todo), size)]
         for batch in executor.map_unordered(judge_batch, tasks, lost=_judge_here, shard_size=1):
             for a, b, hit in batch:
-                self.new[(a, b)] = hit
+                self._keep(a, b, hit)
 
     def _task(self, asks: list[JudgeAsk]) -> JudgeTask:
         digests = tuple(sorted({d for a, b, _, _ in asks for d in (a, b)}))

@@ -336,26 +336,51 @@ def _match_and_group(
     workers = pool.workers
     match_workers = 1 if pool.engine == "serial" else workers
     pixel_digests = _PixelDigests(rows, paths_by_digest)
-    judge = PairJudge(
-        rows,
-        settings.match,
-        store.load_verdicts(key),
-        pixel_digests,
-        workers=match_workers,
-        store_path=None if pool.scheduler else os.fspath(store.path),
-    )
-    _report(progress, Stage.MATCH, 0, 1)
     blocked = store.not_duplicate_pairs()
-    extra = _embedding_candidates(rows, ok, settings, workers)
-    found = find_pairs(
-        rows,
-        settings.match,
-        judge,
-        workers=match_workers,
-        extra=extra,
-        executor=pool.for_matching(len(rows)),
-    )
-    pairs = [p for p in found if (p.a, p.b) not in blocked]
+    with store.verdict_writer(key) as verdicts:  # committed as they come: a kill keeps them
+        judge = PairJudge(
+            rows,
+            settings.match,
+            store.load_verdicts(key),
+            pixel_digests,
+            workers=match_workers,
+            store_path=None if pool.scheduler else os.fspath(store.path),
+            on_verdict=verdicts.add,
+        )
+        _report(progress, Stage.MATCH, 0, 1)
+        extra = _embedding_candidates(rows, ok, settings, workers)
+        found = find_pairs(
+            rows,
+            settings.match,
+            judge,
+            workers=match_workers,
+            extra=extra,
+            executor=pool.for_matching(len(rows)),
+        )
+        pairs = [p for p in found if (p.a, p.b) not in blocked]
+        groups = _group(store, ok, pairs, judge, blocked, settings)
+    pixel_digests.save(store)
+    file_pairs = _file_pairs(pairs, ok)
+    store.replace_groups(run_id, groups, file_pairs, fingerprint=fingerprint)
+    _report(progress, Stage.MATCH, 1, 1)
+    return {
+        "images": len(ok),
+        "failures": failures,
+        "skipped": skipped,
+        "groups": tuple(groups),
+        "pairs": file_pairs,
+    }
+
+
+def _group(
+    store: Store,
+    ok: list[dict[str, Any]],
+    pairs: list[Any],
+    judge: PairJudge,
+    blocked: set[tuple[str, str]],
+    settings: ScanSettings,
+) -> list[Group]:
+    """Groups with a keeper each, from the accepted digest pairs and a person's marks."""
     paired = {d for p in pairs for d in (p.a, p.b)}  # the keeper is chosen among these only
     infos = [
         FileInfo(
@@ -384,19 +409,7 @@ def _match_and_group(
             return None
         return judge.judge(a, b)
 
-    groups = build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy, blocked)
-    store.save_verdicts(key, [(a, b, *v) for (a, b), v in judge.new.items()])
-    pixel_digests.save(store)
-    file_pairs = _file_pairs(pairs, ok)
-    store.replace_groups(run_id, groups, file_pairs, fingerprint=fingerprint)
-    _report(progress, Stage.MATCH, 1, 1)
-    return {
-        "images": len(ok),
-        "failures": failures,
-        "skipped": skipped,
-        "groups": tuple(groups),
-        "pairs": file_pairs,
-    }
+    return build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy, blocked)
 
 
 def _picture_pixels(judge: PairJudge, digest: str, width: int, height: int) -> int:

@@ -24,7 +24,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -448,6 +448,29 @@ class Store:
                 [(a, b, settings_key, int(acc), s, ev) for a, b, acc, s, ev in rows],
             )
 
+    @contextmanager
+    def verdict_writer(
+        self,
+        settings_key: str,
+        *,
+        rows: int | None = None,
+        seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Iterator[VerdictWriter]:
+        """A :class:`VerdictWriter` for these settings; what it holds is written on leaving
+        (an error or Ctrl-C included, so a resumed scan keeps that work too)."""
+        writer = VerdictWriter(
+            self,
+            settings_key,
+            rows=VERDICT_BATCH_ROWS if rows is None else rows,
+            seconds=VERDICT_BATCH_SECONDS if seconds is None else seconds,
+            clock=clock,
+        )
+        try:
+            yield writer
+        finally:
+            writer.flush()
+
     # -- marks ------------------------------------------------------------------------
     def not_duplicate_pairs(self) -> set[tuple[str, str]]:
         """Digest pairs a person marked as not duplicates (both orders)."""
@@ -608,6 +631,45 @@ class Store:
                         for m in g.members
                     ],
                 )
+
+
+VERDICT_BATCH_ROWS = 500
+VERDICT_BATCH_SECONDS = 2.0
+
+
+class VerdictWriter:
+    """Pair verdicts committed in batches while matching runs: every ``rows`` verdicts, or
+    at the first verdict ``seconds`` after the last commit, so a killed scan keeps nearly
+    all its matching work and commits stay cheap. Use from the thread that owns the store.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings_key: str,
+        *,
+        rows: int,
+        seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store, self.settings_key = store, settings_key
+        self.rows, self.seconds, self.clock = rows, seconds, clock
+        self.pending: dict[tuple[str, str], tuple[bool, float, str]] = {}
+        self.last = clock()
+
+    def add(self, a: str, b: str, hit: tuple[bool, float, str]) -> None:
+        """Keep the verdict of a sorted digest pair (a later one replaces an earlier)."""
+        self.pending[(a, b)] = hit
+        if len(self.pending) >= self.rows or self.clock() - self.last >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the verdicts held so far in one transaction."""
+        if self.pending:
+            rows = [(a, b, *hit) for (a, b), hit in self.pending.items()]
+            self.store.save_verdicts(self.settings_key, rows)
+            self.pending.clear()
+        self.last = self.clock()
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
