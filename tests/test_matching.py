@@ -151,7 +151,9 @@ def test_verdicts_are_committed_in_batches_by_count_and_by_time(tmp_path) -> Non
         assert store.load_verdicts("key")[("b", "d")] == (True, 0.9, "{}")
 
 
-def test_every_new_verdict_reaches_the_judge_s_sink_here_and_from_workers(augmented, tmp_path) -> None:
+def test_every_new_verdict_reaches_the_judge_s_sink_here_and_from_workers(
+    augmented, tmp_path
+) -> None:
     from lookalike.executors import SerialExecutor
 
     lookalike.scan([augmented], db=tmp_path / "s.db", engine="serial")

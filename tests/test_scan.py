@@ -236,6 +236,37 @@ def test_scan_killed_during_matching_keeps_verdicts_and_resumes_matching(
     assert (resumed.groups, resumed.pairs) == (fresh.groups, fresh.pairs)
 
 
+def _progress_events(root: Path, db: Path) -> dict[str, list[tuple[int, int | None]]]:
+    events: dict[str, list[tuple[int, int | None]]] = {}
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        events.setdefault(stage, []).append((done, total))
+
+    lookalike.scan([root], db=db, engine="serial", progress=progress)
+    return events
+
+
+def test_every_stage_ends_with_its_total_known_cold_and_warm(dataset, tmp_path) -> None:
+    for _ in ("cold", "warm"):
+        events = _progress_events(dataset.root, tmp_path / "s.db")
+        assert set(events) == {"discover", "extract", "match"}
+        for stage, seen in events.items():
+            done, total = seen[-1]
+            assert total is not None and done == total, (stage, seen[-1])
+        assert events["discover"][-1] == (len(dataset.images), len(dataset.images))
+
+
+def test_matching_reports_its_checks_in_steps_towards_a_total(many_pairs, tmp_path) -> None:
+    match = _progress_events(many_pairs, tmp_path / "s.db")["match"]
+    done = [d for d, _ in match]
+    totals = [t for _, t in match]
+    assert None not in totals
+    assert match[-1][0] == match[-1][1] > 100
+    assert done == sorted(done) and totals == sorted(totals)  # never backwards
+    assert len(set(done)) >= 5
+    assert any(0 < d < t for d, t in match)  # steps inside the bar, not only its ends
+
+
 def test_engines_give_identical_groups(dataset, tmp_path) -> None:
     serial = lookalike.scan([dataset.root], db=tmp_path / "a.db", engine="serial")
     threads = lookalike.scan([dataset.root], db=tmp_path / "b.db", engine="threads", workers=2)

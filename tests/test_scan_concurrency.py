@@ -45,11 +45,11 @@ class _PausedScan:
     def __init__(self, root: Path, db: Path, tmp: Path) -> None:
         self.started, self.go = tmp / "started", tmp / "go"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _PAUSED_SCAN, str(root), str(db), str(self.started), str(self.go)],
+            [sys.executable, "-c", _PAUSED_SCAN, *map(str, (root, db, self.started, self.go))],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 120
         while not self.started.exists():
             assert self.proc.poll() is None, self.proc.communicate()
@@ -91,7 +91,9 @@ def test_a_second_scan_on_a_store_in_use_stops_with_one_line_and_harms_nothing(
 ) -> None:
     db = tmp_path / "s.db"
     first = _PausedScan(dataset.root, db, tmp_path)
-    second = subprocess.run(_cli_scan(dataset.root, db), capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        _cli_scan(dataset.root, db), capture_output=True, text=True, timeout=120
+    )
     assert second.returncode == 1, second.stderr
     (line,) = second.stderr.strip().splitlines()
     assert line.startswith("Error: Another lookalike scan")
@@ -129,7 +131,9 @@ def test_a_killed_scan_leaves_no_lock_behind(dataset, clean, tmp_path) -> None:
     db = tmp_path / "s.db"
     _PausedScan(dataset.root, db, tmp_path).kill()
     assert (tmp_path / "s.db.lock").exists()  # the file stays; the kernel dropped the lock
-    again = subprocess.run(_cli_scan(dataset.root, db), capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        _cli_scan(dataset.root, db), capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0, again.stderr
     assert _file_rows(db) == clean[0]
 

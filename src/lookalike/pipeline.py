@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -228,6 +228,8 @@ def _extract_all(
         else:
             tasks.append(_task(item, settings, None if pool.scheduler else store))
         _report(progress, Stage.DISCOVER, len(unchanged) + len(tasks), None)
+    found = len(unchanged) + len(tasks)
+    _report(progress, Stage.DISCOVER, found, found)  # discovery over: the count is the total
     store.touch_files(unchanged, run_id)
     store.save_files(skipped_rows, [])
     done = 0
@@ -319,7 +321,7 @@ def _match_and_group(
     )
     fingerprint = _inputs_fingerprint(ok, settings, store)
     if store.get_meta("groups_fingerprint") == fingerprint:  # nothing changed: reuse results
-        _report(progress, Stage.MATCH, 1, 1)
+        _report(progress, Stage.MATCH, 0, 0)  # no pair to check
         return {
             "images": len(ok),
             "failures": failures,
@@ -337,6 +339,7 @@ def _match_and_group(
     match_workers = 1 if pool.engine == "serial" else workers
     pixel_digests = _PixelDigests(rows, paths_by_digest)
     blocked = store.not_duplicate_pairs()
+    checks = _MatchProgress(progress)
     with store.verdict_writer(key) as verdicts:  # committed as they come: a kill keeps them
         judge = PairJudge(
             rows,
@@ -347,7 +350,7 @@ def _match_and_group(
             store_path=None if pool.scheduler else os.fspath(store.path),
             on_verdict=verdicts.add,
         )
-        _report(progress, Stage.MATCH, 0, 1)
+        checks.update(0, 0)
         extra = _embedding_candidates(rows, ok, settings, workers)
         found = find_pairs(
             rows,
@@ -356,13 +359,14 @@ def _match_and_group(
             workers=match_workers,
             extra=extra,
             executor=pool.for_matching(len(rows)),
+            progress=checks.update,
         )
         pairs = [p for p in found if (p.a, p.b) not in blocked]
-        groups = _group(store, ok, pairs, judge, blocked, settings)
+        groups = _group(store, ok, pairs, judge, blocked, settings, checks.grouping(len(pairs)))
     pixel_digests.save(store)
     file_pairs = _file_pairs(pairs, ok)
     store.replace_groups(run_id, groups, file_pairs, fingerprint=fingerprint)
-    _report(progress, Stage.MATCH, 1, 1)
+    checks.finish()
     return {
         "images": len(ok),
         "failures": failures,
@@ -379,8 +383,10 @@ def _group(
     judge: PairJudge,
     blocked: set[tuple[str, str]],
     settings: ScanSettings,
+    tick: Callable[[], None],
 ) -> list[Group]:
-    """Groups with a keeper each, from the accepted digest pairs and a person's marks."""
+    """Groups with a keeper each, from the accepted digest pairs and a person's marks;
+    ``tick`` is called after each check of a member against a keeper."""
     paired = {d for p in pairs for d in (p.a, p.b)}  # the keeper is chosen among these only
     infos = [
         FileInfo(
@@ -407,9 +413,43 @@ def _group(
     def judge_fn(a: str, b: str) -> Any:
         if (a, b) in blocked:
             return None
-        return judge.judge(a, b)
+        pair = judge.judge(a, b)
+        tick()
+        return pair
 
     return build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy, blocked)
+
+
+class _MatchProgress:
+    """Matching progress for the scan's ``progress`` callback, in pair checks: those of
+    the searches (:func:`find_pairs`), then grouping's checks of members against their
+    keepers, counted as one a pair found. Sent whenever the total changes or the checks
+    known so far are done, else at most every 0.1 s."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.done = self.total = 0
+        self.sent: tuple[int, int] | None = None
+        self.last = 0.0
+
+    def update(self, done: int, total: int) -> None:
+        """``done`` checks of the ``total`` known so far."""
+        self.done, self.total = done, total
+        now = time.monotonic()
+        if self.sent == (done, total):
+            return
+        if self.sent is None or total != self.sent[1] or done == total or now - self.last >= 0.1:
+            self.sent, self.last = (done, total), now
+            _report(self.progress, Stage.MATCH, done, total)
+
+    def grouping(self, pairs: int) -> Callable[[], None]:
+        """Count grouping's checks in the total; returns what to call after each."""
+        end = self.total + pairs
+        self.update(self.total, end)
+        return lambda: self.update(min(self.done + 1, end), end)
+
+    def finish(self) -> None:
+        self.update(self.total, self.total)
 
 
 def _picture_pixels(judge: PairJudge, digest: str, width: int, height: int) -> int:
