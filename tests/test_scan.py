@@ -210,7 +210,7 @@ def test_scan_killed_during_matching_keeps_verdicts_and_resumes_matching(
         f"""
         import os, signal, lookalike
         from lookalike import store
-        store.VERDICT_BATCH_ROWS = 20
+        store.VERDICT_BATCH_ROWS, store.VERDICT_BATCH_SECONDS = 20, 1e9
         commits = []
         real = store.Store.save_verdicts
         def save_verdicts(self, *args):
