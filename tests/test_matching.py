@@ -119,3 +119,50 @@ def test_a_task_that_fails_on_a_worker_leaves_its_pairs_to_the_caller(tmp_path) 
     task = JudgeTask(MatchSettings(), (("a", "b", False, None),), {}, ("a", "b"), (),
                      str(tmp_path / "no-such-store.db"))  # fmt: skip
     assert judge_batch(task) == []
+
+
+# -- verdicts are saved while matching runs ---------------------------------------------------
+
+
+def _stored_verdicts(db: Path) -> int:
+    with Store(db, readonly=True) as store:  # another connection: sees committed rows only
+        return int(store.conn.execute("SELECT count(*) FROM verdicts").fetchone()[0])
+
+
+def test_verdicts_are_committed_in_batches_by_count_and_by_time(tmp_path) -> None:
+    from lookalike import store as store_module
+
+    assert (store_module.VERDICT_BATCH_ROWS, store_module.VERDICT_BATCH_SECONDS) == (500, 2.0)
+    now = [0.0]
+    hit = (False, 0.5, "{}")
+    with Store(tmp_path / "s.db") as store:
+        with store.verdict_writer("key", rows=3, seconds=2.0, clock=lambda: now[0]) as writer:
+            writer.add("a", "b", hit)
+            writer.add("a", "c", hit)
+            assert _stored_verdicts(tmp_path / "s.db") == 0
+            writer.add("a", "d", hit)  # the third: a full batch
+            assert _stored_verdicts(tmp_path / "s.db") == 3
+            writer.add("b", "c", hit)
+            now[0] = 2.5  # two seconds since the last commit
+            writer.add("b", "d", (True, 0.9, "{}"))
+            assert _stored_verdicts(tmp_path / "s.db") == 5
+            writer.add("c", "d", hit)
+        assert _stored_verdicts(tmp_path / "s.db") == 6  # the rest on leaving
+        assert store.load_verdicts("key")[("b", "d")] == (True, 0.9, "{}")
+
+
+def test_every_new_verdict_reaches_the_judge_s_sink_here_and_from_workers(
+    augmented, tmp_path
+) -> None:
+    from lookalike.executors import SerialExecutor
+
+    lookalike.scan([augmented], db=tmp_path / "s.db", engine="serial")
+    with Store(tmp_path / "s.db") as store:
+        rows = store.load_images([d for (d,) in store.conn.execute("SELECT digest FROM images")])
+    settings = MatchSettings()
+    for executor in (None, SerialExecutor()):  # SerialExecutor: the workers' path, in process
+        sent: dict[tuple[str, str], Any] = {}
+        judge = PairJudge(rows, settings, {}, lambda d: None, workers=1,
+                          on_verdict=lambda a, b, hit: sent.__setitem__((a, b), hit))  # fmt: skip
+        find_pairs(rows, settings, judge, workers=1, executor=executor)
+        assert sent and sent == judge.new

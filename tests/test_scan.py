@@ -18,7 +18,9 @@ import lookalike
 from lookalike import extraction
 from lookalike.decoding import DRAFT_PX, decode_image
 from lookalike.evaluation import evaluate, load_truth
-from lookalike.testing import DatasetTruth, make_photo
+from lookalike.matching import PairJudge
+from lookalike.store import Store
+from lookalike.testing import DatasetTruth, make_photo, write_dataset
 
 
 def _copy_tree(dataset: DatasetTruth, dest: Path) -> Path:
@@ -176,6 +178,93 @@ def test_scan_killed_midway_resumes_without_redoing_finished_work(dataset, tmp_p
     assert resumed.stats["files_extracted"] <= total - 32
     fresh = lookalike.scan([root], db=tmp_path / "fresh.db", engine="serial")
     assert resumed.groups == fresh.groups
+
+
+@pytest.fixture(scope="module")
+def many_pairs(tmp_path_factory) -> Path:
+    """Crops, rotations and mirror images: hundreds of candidate pairs to verify."""
+    root = tmp_path_factory.mktemp("many_pairs") / "images"
+    write_dataset(
+        root, n_originals=25, variants_per_original=3,
+        kinds=["crop", "rotate", "hflip", "jpeg_quality", "resize"], n_distractors=6,
+        n_hard_negatives=4, rng=8,
+    )  # fmt: skip
+    return root
+
+
+def _count_verifications(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = PairJudge._verify
+    monkeypatch.setattr(
+        PairJudge, "_verify", lambda self, *a: calls.append(1) or real(self, *a)
+    )
+    return calls
+
+
+def test_scan_killed_during_matching_keeps_verdicts_and_resumes_matching(
+    many_pairs, tmp_path, monkeypatch
+) -> None:
+    db = tmp_path / "s.db"
+    # small batches so the kill lands after a few commits; kill -9 after the third one
+    script = textwrap.dedent(
+        f"""
+        import os, signal, lookalike
+        from lookalike import store
+        store.VERDICT_BATCH_ROWS, store.VERDICT_BATCH_SECONDS = 20, 1e9
+        commits = []
+        real = store.Store.save_verdicts
+        def save_verdicts(self, *args):
+            real(self, *args)
+            commits.append(1)
+            if len(commits) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+        store.Store.save_verdicts = save_verdicts
+        lookalike.scan([{str(many_pairs)!r}], db={str(db)!r}, engine="serial")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, "the scan was not killed during matching"
+    with Store(db, readonly=True) as store:
+        kept = store.conn.execute("SELECT count(*) FROM verdicts").fetchone()[0]
+        assert store.last_run() is None  # killed before the end
+    assert kept >= 60
+    verified = _count_verifications(monkeypatch)
+    fresh = lookalike.scan([many_pairs], db=tmp_path / "fresh.db", engine="serial")
+    from_scratch = len(verified)
+    resumed = lookalike.scan([many_pairs], db=db, engine="serial")
+    assert len(verified) - from_scratch < from_scratch - kept / 2
+    assert (resumed.groups, resumed.pairs) == (fresh.groups, fresh.pairs)
+
+
+def _progress_events(root: Path, db: Path) -> dict[str, list[tuple[int, int | None]]]:
+    events: dict[str, list[tuple[int, int | None]]] = {}
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        events.setdefault(stage, []).append((done, total))
+
+    lookalike.scan([root], db=db, engine="serial", progress=progress)
+    return events
+
+
+def test_every_stage_ends_with_its_total_known_cold_and_warm(dataset, tmp_path) -> None:
+    for _ in ("cold", "warm"):
+        events = _progress_events(dataset.root, tmp_path / "s.db")
+        assert set(events) == {"discover", "extract", "match"}
+        for stage, seen in events.items():
+            done, total = seen[-1]
+            assert total is not None and done == total, (stage, seen[-1])
+        assert events["discover"][-1] == (len(dataset.images), len(dataset.images))
+
+
+def test_matching_reports_its_checks_in_steps_towards_a_total(many_pairs, tmp_path) -> None:
+    match = _progress_events(many_pairs, tmp_path / "s.db")["match"]
+    done = [d for d, _ in match]
+    totals = [t for _, t in match]
+    assert None not in totals
+    assert match[-1][0] == match[-1][1] > 100
+    assert done == sorted(done) and totals == sorted(totals)  # never backwards
+    assert len(set(done)) >= 5
+    assert any(0 < d < t for d, t in match)  # steps inside the bar, not only its ends
 
 
 def test_engines_give_identical_groups(dataset, tmp_path) -> None:

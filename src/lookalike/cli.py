@@ -150,6 +150,11 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Dask scheduler to run on, e.g. tcp://HOST:8786 (with --engine dask; default: a local cluster).",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+        click.option(
+            "--wait",
+            is_flag=True,
+            help="When another scan is using the store, wait for it to finish (default: stop with exit code 1).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -216,19 +221,29 @@ def _triple(text: str, flag: str) -> tuple[float, float, float]:
 
 
 def _run_scan(roots: list[str], kw: dict[str, Any]) -> Any:
+    from .errors import StoreBusyError
     from .pipeline import scan
     from .progress import progress_reporter
 
+    settings = _settings(kw)
     with progress_reporter(enabled=not kw["quiet"]) as progress:
-        return scan(
-            roots,
-            db=kw["db"],
-            settings=_settings(kw),
-            engine=kw["engine"],
-            workers=kw["workers"],
-            scheduler=kw["scheduler"],
-            progress=progress,
-        )
+
+        def run(wait: bool) -> Any:
+            return scan(roots, db=kw["db"], settings=settings, engine=kw["engine"],
+                        workers=kw["workers"], scheduler=kw["scheduler"], progress=progress,
+                        wait=wait)  # fmt: skip
+
+        try:
+            return run(wait=False)
+        except StoreBusyError as exc:
+            if not kw["wait"]:
+                raise
+            holder = f" (pid {exc.pid})" if exc.pid is not None else ""
+            click.echo(
+                f"Waiting for another lookalike scan{holder} to finish with {exc.path} ...",
+                err=True,
+            )
+            return run(wait=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,7 +11,8 @@ subclass also inherits the matching builtin so ``except ValueError`` keeps worki
     ├── FileChangedError(ValueError)       a file's bytes changed since the scan recorded them
     ├── StaleGroupError(ValueError)        a group or member named by a request is gone (re-scan)
     ├── StoreError(RuntimeError)           the SQLite store cannot be opened or written
-    │   └── StoreVersionError              the store was written by an incompatible version
+    │   ├── StoreVersionError              the store was written by an incompatible version
+    │   └── StoreBusyError                 another scan is using the store
     ├── ExecutorError(RuntimeError)        a distributed/parallel backend failed as a whole
     └── MissingDependencyError(ImportError)  an optional extra is not installed
 
@@ -70,6 +71,15 @@ class StoreError(LookalikeError, RuntimeError):
 
 class StoreVersionError(StoreError):
     """The store was written by a newer, incompatible version of lookalike."""
+
+
+class StoreBusyError(StoreError):
+    """Another scan holds the store's scan lock; carries the store and the holder's pid."""
+
+    def __init__(self, message: str, *, path: str = "", pid: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
 
 
 class ExecutorError(LookalikeError, RuntimeError):

@@ -188,8 +188,10 @@ class PairJudge:
         workers: int | None = None,
         store_path: str | None = None,
         cache_scale: float = 1.0,
+        on_verdict: Callable[[str, str, Hit], None] | None = None,
     ) -> None:
         self.rows = {row.digest: row for row in rows}
+        self.on_verdict = on_verdict  # told of each new verdict, e.g. to save it at once
         self.store_path = store_path  # where workers may read the rows (None: ship them)
         self.workers = workers if workers is not None else default_workers()
         self.settings = settings
@@ -358,12 +360,18 @@ class PairJudge:
             steps = self._steps(geometric=geometric, mirror=mirror, turn=turn)
             verdict = self._verify(a, b, steps, previous, hit[1] if hit else 0.0, turn)
             hit = (verdict.accepted, verdict.score, json.dumps(verdict.evidence, sort_keys=True))
-            self.new[(a, b)] = hit
+            self._keep(a, b, hit)
         return hit  # type: ignore[return-value]
+
+    def _keep(self, a: str, b: str, hit: Hit) -> None:
+        """Record a new verdict of a sorted pair and pass it to ``on_verdict``."""
+        self.new[(a, b)] = hit
+        if self.on_verdict is not None:
+            self.on_verdict(a, b, hit)
 
     def _hit(self, a: str, b: str) -> Hit | None:
         """The verdict of a sorted pair so far: this run's, else the store's."""
-        return self.cached.get((a, b)) or self.new.get((a, b))
+        return self.new.get((a, b)) or self.cached.get((a, b))
 
     def _needs(
         self, hit: Hit | None, *, geometric: bool, mirror: bool | None, turn: int = 0
@@ -404,7 +412,7 @@ class PairJudge:
         tasks = [self._task(todo[k : k + size]) for k in range(0, len(todo), size)]
         for batch in executor.map_unordered(judge_batch, tasks, lost=_judge_here, shard_size=1):
             for a, b, hit in batch:
-                self.new[(a, b)] = hit
+                self._keep(a, b, hit)
 
     def _task(self, asks: list[JudgeAsk]) -> JudgeTask:
         digests = tuple(sorted({d for a, b, _, _ in asks for d in (a, b)}))
@@ -746,6 +754,7 @@ def find_pairs(
     workers: int | None = None,
     extra: Candidates | None = None,
     executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[DigestPair]:
     """All duplicate pairs among distinct contents, sorted by digests.
 
@@ -759,12 +768,21 @@ def find_pairs(
     With an ``executor`` (worker processes, a Dask cluster), each round's pairs are
     verified there first (:meth:`PairJudge.prejudge`) and then taken in the same order
     as without one, so the pairs found are the same.
+
+    ``progress(done, total)`` is told of the candidate checks: ``total`` counts those of
+    the rounds known so far (it grows when a round's candidates are found), ``done``
+    reaches it at the end.
     """
     search = _Search(rows, judge, ranks=np.arange(len(rows)), executor=executor)
-    for a, b in _pixel_twin_candidates(rows):
+    search.progress = progress
+    twins = _pixel_twin_candidates(rows)
+    search.expect(len(twins))
+    for a, b in twins:
         pair = judge.judge(a, b)
         if pair is not None:
             search.accept((pair.a, pair.b), pair)
+        search.advance(len(twins))
+    search.advance(len(twins), finished=True)
     if not rows:
         return []
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
@@ -772,6 +790,7 @@ def find_pairs(
     views = _views(rows, settings, vectors, workers, judge)
     if len(rows) >= _CACHE_FRIENDLY_FROM:
         search.ranks = locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
+    search.expect(len(identity) + len(views) + len(extra or {}))  # their whole-picture checks
     search.judge_all(identity, "descriptor_similarity", geometric=False)
     search.judge_views(views, "view_similarity", settings)
     search.judge_views(extra or {}, "embedding_similarity", settings)
@@ -780,6 +799,7 @@ def find_pairs(
     spectrum = spectrum_candidates(
         rows, settings, alone, workers=workers, invariant=judge.invariant
     )
+    search.expect(len(spectrum))
     search.judge_views(spectrum, "spectrum_similarity", settings)
     return [search.found[k] for k in sorted(search.found)]
 
@@ -846,6 +866,23 @@ class _Search:
     executor: Executor | None = None
     found: dict[tuple[str, str], DigestPair] = field(default_factory=dict)
     linked: _Links = field(default_factory=_Links)
+    progress: Callable[[int, int], None] | None = None
+    done: int = 0  # candidate checks, for ``progress``
+    total: int = 0
+
+    def expect(self, checks: int) -> None:
+        """Count ``checks`` more candidate checks to come in the total."""
+        self.total += checks
+        self._report()
+
+    def advance(self, end: int, *, finished: bool = False) -> None:
+        """Count one check done, never past ``end`` (where its round ends), or the round."""
+        self.done = end if finished else min(self.done + 1, end)
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
     def accept(self, key: tuple[str, str], pair: DigestPair) -> None:
         self.found[key] = pair
@@ -862,16 +899,24 @@ class _Search:
         todo = [(key, _orientation(view), _rank_key(self.ranks, i, j))
                 for (i, j), key, view, _ in self.geometric_order(candidates, tries)]  # fmt: skip
         todo.sort(key=lambda t: t[2])
+        self.expect(len(todo))
         if self.executor is not None:
             self.judge.prejudge([(*key, True, m) for key, m, _ in todo], self.executor)
         else:
             self.judge.screen_many([(*key, m) for key, m, _ in todo])
-        self.judge_all(candidates, label, geometric=True, group_pair_tries=tries)
+        self.judge_all(candidates, label, geometric=True, group_pair_tries=tries, planned=len(todo))
 
     def judge_all(
-        self, candidates: Candidates, label: str, *, geometric: bool, group_pair_tries: int = 0
+        self,
+        candidates: Candidates,
+        label: str,
+        *,
+        geometric: bool,
+        group_pair_tries: int = 0,
+        planned: int | None = None,
     ) -> None:
-        """Judge candidates, adding accepted pairs to ``found``.
+        """Judge candidates, adding accepted pairs to ``found``; ``planned`` is how many
+        checks the round counts for in ``progress`` (default: one a candidate).
 
         Geometric checks go in :meth:`geometric_order`. Whole-picture checks find the
         same pairs in any order, so they go in ``ranks`` order, which keeps the per-image
@@ -888,15 +933,17 @@ class _Search:
             if self.executor is not None:
                 asks = [(*k, False, _orientation(v)) for _, k, v, _ in todo if k not in self.found]
                 self.judge.prejudge(asks, self.executor)
+        end = self.done + (len(candidates) if planned is None else planned)
         for _, key, view, sim in todo:
-            if key in self.found:
-                continue
-            pair = self.judge.judge(*key, geometric=geometric, mirror=_orientation(view))
-            if pair is not None:
-                pair.evidence.setdefault(label, round(float(sim), 4))
-                if label == "view_similarity":
-                    pair.evidence.setdefault("view", view)
-                self.accept(key, pair)
+            if key not in self.found:
+                pair = self.judge.judge(*key, geometric=geometric, mirror=_orientation(view))
+                if pair is not None:
+                    pair.evidence.setdefault(label, round(float(sim), 4))
+                    if label == "view_similarity":
+                        pair.evidence.setdefault("view", view)
+                    self.accept(key, pair)
+            self.advance(end)
+        self.advance(end, finished=True)
 
     def geometric_order(
         self, candidates: Candidates, group_pair_tries: int

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from .grouping import FileInfo, KeeperPolicy, build_groups
 from .matching import MatchSettings, PairJudge, find_pairs
 from .records import Failure, Group, Pair
 from .remote import lives_in_this_process, read_bytes
-from .store import Store, default_store_path
+from .store import Store, default_store_path, scan_lock
 
 _BATCH = 32
 _BATCH_SECONDS = 1.0
@@ -81,8 +81,12 @@ def scan(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Any = None,
+    wait: bool = False,
 ) -> ScanResult:
     """Scan folders for duplicate images and return groups with a keeper each.
+
+    One scan at a time runs on a store (:func:`lookalike.store.scan_lock`); the review
+    UI and ``export`` can still write a person's marks meanwhile.
 
     Args:
         roots: folders to scan; several roots are several datasets (leakage is reported).
@@ -97,10 +101,13 @@ def scan(
             shared folder).
         progress: optional ``progress(stage, done, total)`` callback; ``total`` is
             ``None`` while unknown. Returning ``False`` cancels the scan.
+        wait: when another scan is using the store, wait for it to finish instead of
+            raising :class:`~lookalike.errors.StoreBusyError`.
 
     Raises:
         InputNotFoundError: a root does not exist.
         ConfigError: bad options.
+        StoreBusyError: another scan is using the store (and ``wait`` is false).
         StoreError: the store cannot be opened or written.
     """
     check_engine(engine, workers=workers, scheduler=scheduler)
@@ -115,7 +122,7 @@ def scan(
     store_path = os.fspath(db) if db is not None else os.fspath(default_store_path(abs_roots))
     started = time.perf_counter()
     pool = _Pool(engine, workers, scheduler, any(lives_in_this_process(r) for r in abs_roots))
-    with Store(store_path) as store, pool:
+    with scan_lock(store_path, wait=wait), Store(store_path) as store, pool:
         run_id = store.start_run(abs_roots, _settings_dict(settings))
         counts = _extract_all(store, abs_roots, run_id, settings, pool, progress)
         store.forget_unseen(abs_roots, run_id)
@@ -221,6 +228,8 @@ def _extract_all(
         else:
             tasks.append(_task(item, settings, None if pool.scheduler else store))
         _report(progress, Stage.DISCOVER, len(unchanged) + len(tasks), None)
+    found = len(unchanged) + len(tasks)
+    _report(progress, Stage.DISCOVER, found, found)  # discovery over: the count is the total
     store.touch_files(unchanged, run_id)
     store.save_files(skipped_rows, [])
     done = 0
@@ -312,7 +321,7 @@ def _match_and_group(
     )
     fingerprint = _inputs_fingerprint(ok, settings, store)
     if store.get_meta("groups_fingerprint") == fingerprint:  # nothing changed: reuse results
-        _report(progress, Stage.MATCH, 1, 1)
+        _report(progress, Stage.MATCH, 0, 0)  # no pair to check
         return {
             "images": len(ok),
             "failures": failures,
@@ -329,26 +338,55 @@ def _match_and_group(
     workers = pool.workers
     match_workers = 1 if pool.engine == "serial" else workers
     pixel_digests = _PixelDigests(rows, paths_by_digest)
-    judge = PairJudge(
-        rows,
-        settings.match,
-        store.load_verdicts(key),
-        pixel_digests,
-        workers=match_workers,
-        store_path=None if pool.scheduler else os.fspath(store.path),
-    )
-    _report(progress, Stage.MATCH, 0, 1)
     blocked = store.not_duplicate_pairs()
-    extra = _embedding_candidates(rows, ok, settings, workers)
-    found = find_pairs(
-        rows,
-        settings.match,
-        judge,
-        workers=match_workers,
-        extra=extra,
-        executor=pool.for_matching(len(rows)),
-    )
-    pairs = [p for p in found if (p.a, p.b) not in blocked]
+    checks = _MatchProgress(progress)
+    with store.verdict_writer(key) as verdicts:  # committed as they come: a kill keeps them
+        judge = PairJudge(
+            rows,
+            settings.match,
+            store.load_verdicts(key),
+            pixel_digests,
+            workers=match_workers,
+            store_path=None if pool.scheduler else os.fspath(store.path),
+            on_verdict=verdicts.add,
+        )
+        checks.update(0, 0)
+        extra = _embedding_candidates(rows, ok, settings, workers)
+        found = find_pairs(
+            rows,
+            settings.match,
+            judge,
+            workers=match_workers,
+            extra=extra,
+            executor=pool.for_matching(len(rows)),
+            progress=checks.update,
+        )
+        pairs = [p for p in found if (p.a, p.b) not in blocked]
+        groups = _group(store, ok, pairs, judge, blocked, settings, checks.grouping(len(pairs)))
+    pixel_digests.save(store)
+    file_pairs = _file_pairs(pairs, ok)
+    store.replace_groups(run_id, groups, file_pairs, fingerprint=fingerprint)
+    checks.finish()
+    return {
+        "images": len(ok),
+        "failures": failures,
+        "skipped": skipped,
+        "groups": tuple(groups),
+        "pairs": file_pairs,
+    }
+
+
+def _group(
+    store: Store,
+    ok: list[dict[str, Any]],
+    pairs: list[Any],
+    judge: PairJudge,
+    blocked: set[tuple[str, str]],
+    settings: ScanSettings,
+    tick: Callable[[], None],
+) -> list[Group]:
+    """Groups with a keeper each, from the accepted digest pairs and a person's marks;
+    ``tick`` is called after each check of a member against a keeper."""
     paired = {d for p in pairs for d in (p.a, p.b)}  # the keeper is chosen among these only
     infos = [
         FileInfo(
@@ -375,21 +413,43 @@ def _match_and_group(
     def judge_fn(a: str, b: str) -> Any:
         if (a, b) in blocked:
             return None
-        return judge.judge(a, b)
+        pair = judge.judge(a, b)
+        tick()
+        return pair
 
-    groups = build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy, blocked)
-    store.save_verdicts(key, [(a, b, *v) for (a, b), v in judge.new.items()])
-    pixel_digests.save(store)
-    file_pairs = _file_pairs(pairs, ok)
-    store.replace_groups(run_id, groups, file_pairs, fingerprint=fingerprint)
-    _report(progress, Stage.MATCH, 1, 1)
-    return {
-        "images": len(ok),
-        "failures": failures,
-        "skipped": skipped,
-        "groups": tuple(groups),
-        "pairs": file_pairs,
-    }
+    return build_groups(infos, [(p.a, p.b) for p in pairs], judge_fn, policy, blocked)
+
+
+class _MatchProgress:
+    """Matching progress for the scan's ``progress`` callback, in pair checks: those of
+    the searches (:func:`find_pairs`), then grouping's checks of members against their
+    keepers, counted as one a pair found. Sent whenever the total changes or the checks
+    known so far are done, else at most every 0.1 s."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.done = self.total = 0
+        self.sent: tuple[int, int] | None = None
+        self.last = 0.0
+
+    def update(self, done: int, total: int) -> None:
+        """``done`` checks of the ``total`` known so far."""
+        self.done, self.total = done, total
+        now = time.monotonic()
+        if self.sent == (done, total):
+            return
+        if self.sent is None or total != self.sent[1] or done == total or now - self.last >= 0.1:
+            self.sent, self.last = (done, total), now
+            _report(self.progress, Stage.MATCH, done, total)
+
+    def grouping(self, pairs: int) -> Callable[[], None]:
+        """Count grouping's checks in the total; returns what to call after each."""
+        end = self.total + pairs
+        self.update(self.total, end)
+        return lambda: self.update(min(self.done + 1, end), end)
+
+    def finish(self) -> None:
+        self.update(self.total, self.total)
 
 
 def _picture_pixels(judge: PairJudge, digest: str, width: int, height: int) -> int:

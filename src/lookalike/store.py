@@ -12,7 +12,9 @@ Tables (schema version in ``PRAGMA user_version``):
   they are keyed by content digest and path so they survive re-scans.
 
 Writes happen in short transactions, so a scan killed at any point leaves a consistent
-store and the next scan resumes from what was committed.
+store and the next scan resumes from what was committed. One scan at a time writes a
+store: :func:`scan_lock` (``<db>.lock`` beside it); readers and a person's marks do not
+take that lock.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import StoreError, StoreVersionError
+from .errors import StoreBusyError, StoreError, StoreVersionError
 from .features import DESCRIPTOR_DIM, THUMB_PX, Features
 
 SCHEMA_VERSION = 1
@@ -151,6 +153,92 @@ def default_store_path(roots: Sequence[str]) -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     key = hashlib.sha1("\0".join(sorted(roots)).encode("utf-8", "surrogateescape")).hexdigest()
     return cache / "lookalike" / "stores" / f"{key[:16]}.db"
+
+
+def scan_lock_path(store_path: str | os.PathLike[str]) -> Path:
+    """The scan lock file of a store: ``<db>.lock`` beside the store file (links resolved)."""
+    return Path(os.path.realpath(store_path) + ".lock")
+
+
+@contextmanager
+def scan_lock(store_path: str | os.PathLike[str], *, wait: bool = False) -> Iterator[None]:
+    """Hold the store's scan lock while the block runs, so one scan at a time writes it.
+
+    The lock is an exclusive ``flock`` on :func:`scan_lock_path`, whose text is the pid of
+    the holder. The kernel drops it when that process ends, however it ends (``kill -9``
+    too), so a killed scan never leaves a lock behind. Readers and the short transactions
+    of the review UI and ``export`` do not take it. ``wait=True`` blocks until it is free.
+
+    Raises:
+        StoreBusyError: another scan holds the lock and ``wait`` is false.
+        StoreError: the lock file cannot be created.
+    """
+    path = scan_lock_path(store_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot open the store {os.fspath(store_path)!r}: cannot create its lock file "
+            f"{str(path)!r}: {exc.strerror or exc}. Check the path or pass another --db."
+        ) from exc
+    try:
+        if not _lock_file(fd, wait=wait):
+            raise _busy(store_path, _holder(fd))
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_file(fd: int, *, wait: bool) -> bool:
+    """Take an exclusive lock on an open file; ``False`` when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: lock one byte far past the pid
+        return _lock_file_windows(fd, wait=wait)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _lock_file_windows(fd: int, *, wait: bool) -> bool:
+    import msvcrt
+
+    os.lseek(fd, 1 << 20, os.SEEK_SET)
+    while True:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            return True
+        except OSError:
+            if not wait:
+                return False
+            time.sleep(0.2)
+
+
+def _holder(fd: int) -> int | None:
+    """The pid written in a lock file, if any."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 32).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _busy(store_path: str | os.PathLike[str], pid: int | None) -> StoreBusyError:
+    holder = f" (pid {pid})" if pid is not None else ""
+    store = os.fspath(store_path)
+    return StoreBusyError(
+        f"Another lookalike scan{holder} is using the store {store!r}; wait for it "
+        "(--wait) or use another --db.",
+        path=store,
+        pid=pid,
+    )
 
 
 def to_blob(path: str) -> bytes:
@@ -360,6 +448,29 @@ class Store:
                 [(a, b, settings_key, int(acc), s, ev) for a, b, acc, s, ev in rows],
             )
 
+    @contextmanager
+    def verdict_writer(
+        self,
+        settings_key: str,
+        *,
+        rows: int | None = None,
+        seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Iterator[VerdictWriter]:
+        """A :class:`VerdictWriter` for these settings; what it holds is written on leaving
+        (an error or Ctrl-C included, so a resumed scan keeps that work too)."""
+        writer = VerdictWriter(
+            self,
+            settings_key,
+            rows=VERDICT_BATCH_ROWS if rows is None else rows,
+            seconds=VERDICT_BATCH_SECONDS if seconds is None else seconds,
+            clock=clock,
+        )
+        try:
+            yield writer
+        finally:
+            writer.flush()
+
     # -- marks ------------------------------------------------------------------------
     def not_duplicate_pairs(self) -> set[tuple[str, str]]:
         """Digest pairs a person marked as not duplicates (both orders)."""
@@ -520,6 +631,45 @@ class Store:
                         for m in g.members
                     ],
                 )
+
+
+VERDICT_BATCH_ROWS = 500
+VERDICT_BATCH_SECONDS = 2.0
+
+
+class VerdictWriter:
+    """Pair verdicts committed in batches while matching runs: every ``rows`` verdicts, or
+    at the first verdict ``seconds`` after the last commit, so a killed scan keeps nearly
+    all its matching work and commits stay cheap. Use from the thread that owns the store.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings_key: str,
+        *,
+        rows: int,
+        seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store, self.settings_key = store, settings_key
+        self.rows, self.seconds, self.clock = rows, seconds, clock
+        self.pending: dict[tuple[str, str], tuple[bool, float, str]] = {}
+        self.last = clock()
+
+    def add(self, a: str, b: str, hit: tuple[bool, float, str]) -> None:
+        """Keep the verdict of a sorted digest pair (a later one replaces an earlier)."""
+        self.pending[(a, b)] = hit
+        if len(self.pending) >= self.rows or self.clock() - self.last >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the verdicts held so far in one transaction."""
+        if self.pending:
+            rows = [(a, b, *hit) for (a, b), hit in self.pending.items()]
+            self.store.save_verdicts(self.settings_key, rows)
+            self.pending.clear()
+        self.last = self.clock()
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
