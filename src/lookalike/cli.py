@@ -57,8 +57,8 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--keeper-rule",
             "keeper_rules",
             multiple=True,
-            type=click.Choice(["pixels", "lossless", "size", "shortest-path"]),
-            help="Keeper policy, in order (repeatable). Default: pixels, lossless, size, shortest-path.",
+            type=click.Choice(["pixels", "richness", "lossless", "size", "shortest-path"]),
+            help="Keeper policy, in order (repeatable). Default: pixels, richness, lossless, size, shortest-path.",
         ),
         click.option(
             "--min-score",

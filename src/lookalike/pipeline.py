@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels
+from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels, richness_of
 from .discovery import DiscoveryOptions, FileEntry, Skipped, discover_files, normalise_roots
 from .embeddings import EmbeddingSettings
 from .errors import ConfigError, DecodeError
@@ -350,6 +350,7 @@ def _match_and_group(
     )
     pairs = [p for p in found if (p.a, p.b) not in blocked]
     paired = {d for p in pairs for d in (p.a, p.b)}  # the keeper is chosen among these only
+    richness = _richness(store, ok, paired, settings.max_pixels)
     infos = [
         FileInfo(
             f["path"],
@@ -362,6 +363,7 @@ def _match_and_group(
             _picture_pixels(judge, f["digest"], f["width"], f["height"])
             if f["digest"] in paired
             else 0,
+            richness.get(f["digest"], 0),
         )
         for f in ok
     ]
@@ -390,6 +392,24 @@ def _match_and_group(
         "groups": tuple(groups),
         "pairs": file_pairs,
     }
+
+
+def _richness(
+    store: Store, ok: list[dict[str, Any]], grouped: set[str], max_pixels: int
+) -> dict[str, int]:
+    """Picture richness per digest. Digests in a pair that were featured before stores
+    kept it (schema 1) are decoded once more, and the values stored."""
+    known = {f["digest"]: f["richness"] for f in ok if f["richness"] is not None}
+    missing = {f["digest"]: f["path"] for f in ok if f["digest"] in grouped - known.keys()}
+    found: dict[str, int] = {}
+    for digest, path in missing.items():
+        try:
+            found[digest] = richness_of(read_bytes(path), max_pixels=max_pixels)
+        except (OSError, DecodeError):
+            continue  # changed or gone since: ranks as the poorest picture
+    if found:
+        store.set_richness(found)
+    return {**known, **found}
 
 
 def _picture_pixels(judge: PairJudge, digest: str, width: int, height: int) -> int:
