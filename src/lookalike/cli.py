@@ -308,11 +308,16 @@ def evaluate_command(
     **kw: Any,
 ) -> None:
     """Scan ROOTS and score the groups against ground truth (precision, recall, F1)."""
-    from .evaluation import evaluate, format_evaluation, load_truth
+    from .evaluation import evaluate, format_evaluation, load_truth, scanned_files
 
     truth_data = load_truth(truth)
     result = _run_scan(list(roots), kw)
-    scores = evaluate(result.groups, truth_data, exclude_transforms=exclude_transforms)
+    scores = evaluate(
+        result.groups,
+        truth_data,
+        exclude_transforms=exclude_transforms,
+        scanned=scanned_files(result.store_path),
+    )
     if json_out:
         _write(json_out, json.dumps(scores, indent=2))
     if json_out != "-":
