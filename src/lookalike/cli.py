@@ -220,7 +220,7 @@ def _run_scan(roots: list[str], kw: dict[str, Any]) -> Any:
     from .progress import progress_reporter
 
     with progress_reporter(enabled=not kw["quiet"]) as progress:
-        return scan(
+        result = scan(
             roots,
             db=kw["db"],
             settings=_settings(kw),
@@ -229,6 +229,9 @@ def _run_scan(roots: list[str], kw: dict[str, Any]) -> Any:
             scheduler=kw["scheduler"],
             progress=progress,
         )
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    return result
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

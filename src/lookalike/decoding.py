@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,10 +90,8 @@ def decode_image(
     if kind in ("HEIF", "AVIF"):
         _register_heif_opener(kind)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                return _decode_opened(im, max_pixels=max_pixels, draft_px=draft_px)
+        with pillow_warnings_silenced(), Image.open(io.BytesIO(data)) as im:
+            return _decode_opened(im, max_pixels=max_pixels, draft_px=draft_px)
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -111,14 +112,45 @@ def decode_full_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     Used on demand to tell ``pixel`` duplicates among lossy files with different bytes.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                _check_pixels(im, max_pixels)
-                im.load()
-                return _pixel_digest(_upright(im, _orientation(im)))
+        with pillow_warnings_silenced(), Image.open(io.BytesIO(data)) as im:
+            _check_pixels(im, max_pixels)
+            im.load()
+            return _pixel_digest(_upright(im, _orientation(im)))
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(f"cannot decode: {_one_line(exc)}", stage="decode") from exc
+
+
+_silenced_lock = threading.Lock()
+_silenced_depth = 0
+_silenced_filter: tuple[object, ...] | None = None
+
+
+@contextmanager
+def pillow_warnings_silenced() -> Iterator[None]:
+    """Ignore the warnings Pillow raises while lookalike decodes (corrupt EXIF, a malformed
+    MPO read as a JPEG, ``DecompressionBombWarning`` under ``--max-pixels``...).
+
+    What they warn about either still decodes (lookalike uses the picture) or fails with a
+    :class:`DecodeError` of its own. Unlike :class:`warnings.catch_warnings`, this is safe
+    to enter from several threads at once: one filter (Pillow's modules only) is installed
+    while any thread decodes, and removed when the last one is done.
+    """
+    global _silenced_depth, _silenced_filter
+    with _silenced_lock:
+        if _silenced_depth == 0:
+            warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+            _silenced_filter = warnings.filters[0]
+        _silenced_depth += 1
+    try:
+        yield
+    finally:
+        with _silenced_lock:
+            _silenced_depth -= 1
+            if _silenced_depth == 0:
+                with suppress(ValueError):  # another catch_warnings() restored the list
+                    warnings.filters.remove(_silenced_filter)  # type: ignore[arg-type]
+                    warnings._filters_mutated()  # type: ignore[attr-defined]
+                _silenced_filter = None
 
 
 def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> DecodedImage:

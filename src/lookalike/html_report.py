@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .decoding import pillow_warnings_silenced
 from .errors import LookalikeError
 from .records import Group
 from .report import group_to_dict, human_size, summary
@@ -189,7 +190,10 @@ def _thumbnails(
             return digest, f"!{exc}"
         return digest, f"thumbs/{target.name}"
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+    with (
+        pillow_warnings_silenced(),
+        ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool,
+    ):
         return dict(pool.map(one, sorted(jobs.items())))
 
 

@@ -16,7 +16,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels, richness_of
-from .discovery import DiscoveryOptions, FileEntry, Skipped, discover_files, normalise_roots
+from .discovery import (
+    DiscoveryOptions,
+    FileEntry,
+    IncludeTally,
+    Skipped,
+    discover_files,
+    normalise_roots,
+)
 from .embeddings import EmbeddingSettings
 from .errors import ConfigError, DecodeError
 from .executors import Executor, SerialExecutor, ThreadExecutor, check_engine, get_executor
@@ -62,6 +69,7 @@ class ScanResult:
     groups: tuple[Group, ...]
     pairs: tuple[Pair, ...]
     stats: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # one line each, e.g. an --include that selected nothing
 
 
 class Stage:
@@ -117,7 +125,7 @@ def scan(
     pool = _Pool(engine, workers, scheduler, any(lives_in_this_process(r) for r in abs_roots))
     with Store(store_path) as store, pool:
         run_id = store.start_run(abs_roots, _settings_dict(settings))
-        counts = _extract_all(store, abs_roots, run_id, settings, pool, progress)
+        counts, warnings = _extract_all(store, abs_roots, run_id, settings, pool, progress)
         store.forget_unseen(abs_roots, run_id)
         extracted = time.perf_counter()
         result = _match_and_group(store, abs_roots, run_id, settings, pool, progress)
@@ -136,6 +144,7 @@ def scan(
         groups=result["groups"],
         pairs=result["pairs"],
         stats=stats,
+        warnings=tuple(warnings),
     )
 
 
@@ -203,9 +212,12 @@ def _extract_all(
     settings: ScanSettings,
     pool: _Pool,
     progress: Any,
-) -> dict[str, int]:
-    """Discover files and extract the new or changed ones, committing in batches."""
+) -> tuple[dict[str, int], list[str]]:
+    """Discover files and extract the new or changed ones, committing in batches.
+
+    Returns counts and warnings (``--include`` patterns that selected no file)."""
     known = store.known_files(roots)
+    includes = IncludeTally(settings.discovery.include)
     unchanged: list[str] = []
     tasks: list[ExtractTask] = []
     skipped_rows: list[tuple[Any, ...]] = []
@@ -216,6 +228,7 @@ def _extract_all(
                 (item.path, root, 0, 0, None, "skipped", "discover", item.reason, run_id)
             )
             continue
+        includes.see(item.relpath)
         if _is_unchanged(item, known.get(item.path)):
             unchanged.append(item.path)
         else:
@@ -235,7 +248,8 @@ def _extract_all(
                 _report(progress, Stage.EXTRACT, done, len(tasks))
         finally:
             release_store_lookups()
-    return {"files_unchanged": len(unchanged), "files_extracted": len(tasks)}
+    counts = {"files_unchanged": len(unchanged), "files_extracted": len(tasks)}
+    return counts, includes.warnings()
 
 
 def _root_of(path: str, roots: list[str]) -> str:

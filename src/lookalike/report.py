@@ -98,6 +98,7 @@ def to_dict(result: Any) -> dict[str, Any]:
         "pairs": [asdict(p) for p in result.pairs],
         "summary": summary(result.groups),
         "stats": result.stats,
+        "warnings": list(getattr(result, "warnings", ())),
     }
 
 
