@@ -178,7 +178,9 @@ def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> Decode
         lossless=lossless,
         pixel_digest=digest,
         orientation=orientation,
-        richness=picture_richness(upright, colour=stored_in_colour if upright.mode == "L" else None),
+        richness=picture_richness(
+            upright, colour=stored_in_colour if upright.mode == "L" else None
+        ),
     )
 
 
