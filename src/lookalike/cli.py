@@ -149,7 +149,13 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Dask scheduler to run on, e.g. tcp://HOST:8786 (with --engine dask; default: a local cluster).",
         ),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            help="No progress bars and no per-item listing (counts, warnings and errors "
+            "still print).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -275,7 +281,7 @@ def scan(
     if csv_out:
         _write(csv_out, report.to_csv(result.groups))
     if json_out != "-" and csv_out != "-":
-        click.echo(report.summary_text(result))
+        click.echo(report.summary_text(result, list_failures=strict or not kw["quiet"]))
     if strict and result.failures:
         sys.exit(EXIT_FAILURES)
 
@@ -299,7 +305,7 @@ def scan(
     "--json",
     "json_out",
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="Write the scores as JSON.",
+    help="Write the scores as JSON to FILE; '-' for stdout.",
 )
 @scan_options
 @fail_on_library_errors

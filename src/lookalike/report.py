@@ -179,8 +179,8 @@ def relation_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[r]} {r}" for r in RELATIONS if counts.get(r) or r != "mirror")
 
 
-def summary_text(result: Any) -> str:
-    """The human summary printed by ``lookalike scan``."""
+def summary_text(result: Any, *, list_failures: bool = True) -> str:
+    """The human summary printed by ``lookalike scan`` (``-q``: failures counted, not listed)."""
     s = summary(result.groups)
     lines = [
         f"Scanned {len(result.roots)} root(s): {result.images} images, "
@@ -193,9 +193,11 @@ def summary_text(result: Any) -> str:
     for item in s["leakage"]:
         a, b = (os.path.basename(r.rstrip(os.sep)) or r for r in item["roots"])
         lines.append(f"Leakage: {item['groups']} group(s) span {a} and {b}.")
-    for f in result.failures[:20]:
+    if not list_failures and result.failures:
+        lines.append("(-q: failures are not listed; --json FILE holds them.)")
+    for f in result.failures[:20] if list_failures else ():
         lines.append(f"Failed: {f.path}: {f.error}")
-    if len(result.failures) > 20:
+    if list_failures and len(result.failures) > 20:
         lines.append(f"... and {len(result.failures) - 20} more failures (see --json).")
     lines.append(f"Store: {result.store_path}")
     return "\n".join(lines)
