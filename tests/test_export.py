@@ -273,7 +273,7 @@ def test_cli_export_lists_to_stdout_and_files(case: Case) -> None:
     )
     assert js.exit_code == 0 and len(json.loads(out.read_text())["files"]) == case.result.images
     csv = runner.invoke(export_command, ["--db", str(case.db), "--list", "keep"])
-    assert csv.stdout.startswith("action,reason,group") and ",remove," not in csv.stdout
+    assert csv.stdout.startswith("group,role,action,") and ",remove," not in csv.stdout
 
 
 def test_cli_quarantine_then_undo(case: Case) -> None:

@@ -57,8 +57,8 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--keeper-rule",
             "keeper_rules",
             multiple=True,
-            type=click.Choice(["pixels", "lossless", "size", "shortest-path"]),
-            help="Keeper policy, in order (repeatable). Default: pixels, lossless, size, shortest-path.",
+            type=click.Choice(["pixels", "richness", "lossless", "size", "shortest-path"]),
+            help="Keeper policy, in order (repeatable). Default: pixels, richness, lossless, size, shortest-path.",
         ),
         click.option(
             "--min-score",
@@ -149,7 +149,13 @@ def scan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Dask scheduler to run on, e.g. tcp://HOST:8786 (with --engine dask; default: a local cluster).",
         ),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            help="No progress bars and no per-item listing (counts, warnings and errors "
+            "still print).",
+        ),
         click.option(
             "--wait",
             is_flag=True,
@@ -234,7 +240,7 @@ def _run_scan(roots: list[str], kw: dict[str, Any]) -> Any:
                         wait=wait)  # fmt: skip
 
         try:
-            return run(wait=False)
+            result = run(wait=False)
         except StoreBusyError as exc:
             if not kw["wait"]:
                 raise
@@ -243,7 +249,10 @@ def _run_scan(roots: list[str], kw: dict[str, Any]) -> Any:
                 f"Waiting for another lookalike scan{holder} to finish with {exc.path} ...",
                 err=True,
             )
-            return run(wait=True)
+            result = run(wait=True)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    return result
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -287,7 +296,7 @@ def scan(
     if csv_out:
         _write(csv_out, report.to_csv(result.groups))
     if json_out != "-" and csv_out != "-":
-        click.echo(report.summary_text(result))
+        click.echo(report.summary_text(result, list_failures=strict or not kw["quiet"]))
     if strict and result.failures:
         sys.exit(EXIT_FAILURES)
 
@@ -311,7 +320,7 @@ def scan(
     "--json",
     "json_out",
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="Write the scores as JSON.",
+    help="Write the scores as JSON to FILE; '-' for stdout.",
 )
 @scan_options
 @fail_on_library_errors
@@ -323,11 +332,16 @@ def evaluate_command(
     **kw: Any,
 ) -> None:
     """Scan ROOTS and score the groups against ground truth (precision, recall, F1)."""
-    from .evaluation import evaluate, format_evaluation, load_truth
+    from .evaluation import evaluate, format_evaluation, load_truth, scanned_files
 
     truth_data = load_truth(truth)
     result = _run_scan(list(roots), kw)
-    scores = evaluate(result.groups, truth_data, exclude_transforms=exclude_transforms)
+    scores = evaluate(
+        result.groups,
+        truth_data,
+        exclude_transforms=exclude_transforms,
+        scanned=scanned_files(result.store_path),
+    )
     if json_out:
         _write(json_out, json.dumps(scores, indent=2))
     if json_out != "-":

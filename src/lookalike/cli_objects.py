@@ -138,7 +138,12 @@ _UNIT = click.FloatRange(0.0, 1.0, min_open=True)
     is_flag=True,
     help="Rewrite changed input files in place, backing each up to <name>.bak.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Do not list problems one by one.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bars and no per-item listing (counts, warnings and errors still print).",
+)
 def objects_command(
     annotations: Path,
     images_dir: Path | None,

@@ -22,6 +22,8 @@ from .errors import ConfigError, InputNotFoundError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8642
+_BARE_JSON = "\x01bare --json"
+"""What a bare ``--json`` (the flag of lookalike before ``--json FILE``) gives."""
 
 
 def resolve_store(db: str | None, roots: tuple[str, ...]) -> Path:
@@ -236,7 +238,15 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
     help="Move removed files into DIR with a manifest; `lookalike undo MANIFEST` puts them back.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be copied or moved; touch nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was done (or would be) as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    is_flag=False,
+    flag_value=_BARE_JSON,
+    help="Write what was done (or would be) as JSON to FILE; '-' for stdout.",
+)
 @fail_on_library_errors
 def export_command(
     roots: tuple[str, ...],
@@ -248,7 +258,7 @@ def export_command(
     mode: str,
     quarantine: str | None,
     dry_run: bool,
-    as_json: bool,
+    as_json: str | None,
 ) -> None:
     """Act on the review: keep/remove lists, a clean copy, or quarantine with undo.
 
@@ -278,7 +288,24 @@ def export_command(
         results.append(exporting.run_copy(*copy_args, dry_run=dry_run))
     if quarantine:
         results.append(exporting.run_quarantine(q_moves, quarantine, context, dry_run=dry_run))
+    as_json = _json_to_file(as_json, results)
     _report_results(results, as_json, to_stdout=not (wants_list and (out in (None, "-"))))
+
+
+def _json_to_file(target: str | None, results: list[Any]) -> bool:
+    """Write the results' JSON to ``--json FILE``; True when it goes to stdout instead
+    (``--json -``, or the deprecated bare ``--json``)."""
+    if target == _BARE_JSON:
+        click.echo(
+            "Note: a bare --json is deprecated: write --json - (stdout) or --json FILE.", err=True
+        )
+        return True
+    if target is None or target == "-":
+        return target == "-"
+    if results:
+        doc = [r.to_dict() for r in results]
+        _write_text(target, json.dumps(doc[0] if len(doc) == 1 else doc, indent=2) + "\n")
+    return False
 
 
 def _write_text(target: str, text: str) -> None:
@@ -345,9 +372,17 @@ def _human(result: Any, to_stdout: bool) -> None:
 @click.command("undo")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Show what would be put back; touch nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    is_flag=False,
+    flag_value=_BARE_JSON,
+    help="Write the result as JSON to FILE; '-' for stdout.",
+)
 @fail_on_library_errors
-def undo_command(manifest: str, dry_run: bool, as_json: bool) -> None:
+def undo_command(manifest: str, dry_run: bool, as_json: str | None) -> None:
     """Put back the files a quarantine moved, using its MANIFEST.
 
     Never overwrites a file that reappeared at an original path, and restores a file
@@ -356,6 +391,7 @@ def undo_command(manifest: str, dry_run: bool, as_json: bool) -> None:
     from . import export as exporting
 
     result = exporting.undo(manifest, dry_run=dry_run)
+    as_json = _json_to_file(as_json, [result])
     if result.dry_run and not as_json:
         for m in result.planned:
             click.echo(f"would restore: {m.source} -> {m.target}")
@@ -389,7 +425,12 @@ def undo_command(manifest: str, dry_run: bool, as_json: bool) -> None:
     default=None,
     help="Only the first N groups (largest reclaimable bytes first).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bars and no per-item listing (counts, warnings and errors still print).",
+)
 @fail_on_library_errors
 def report_command(
     roots: tuple[str, ...],

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +45,7 @@ class DecodedImage:
     pixel_digest: str | None  # hash of full-resolution pixels, for lossless files only
     orientation: int  # EXIF orientation tag that was applied (1 = none)
     stream_digest: str | None = None  # JPEG: hash of the coded image without metadata
+    richness: int = 0  # how much picture the file carries: see picture_richness
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -86,10 +90,8 @@ def decode_image(
     if kind in ("HEIF", "AVIF"):
         _register_heif_opener(kind)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                return _decode_opened(im, max_pixels=max_pixels, draft_px=draft_px)
+        with pillow_warnings_silenced(), Image.open(io.BytesIO(data)) as im:
+            return _decode_opened(im, max_pixels=max_pixels, draft_px=draft_px)
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -110,14 +112,45 @@ def decode_full_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     Used on demand to tell ``pixel`` duplicates among lossy files with different bytes.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                _check_pixels(im, max_pixels)
-                im.load()
-                return _pixel_digest(_upright(im, _orientation(im)))
+        with pillow_warnings_silenced(), Image.open(io.BytesIO(data)) as im:
+            _check_pixels(im, max_pixels)
+            im.load()
+            return _pixel_digest(_upright(im, _orientation(im)))
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(f"cannot decode: {_one_line(exc)}", stage="decode") from exc
+
+
+_silenced_lock = threading.Lock()
+_silenced_depth = 0
+_silenced_filter: tuple[object, ...] | None = None
+
+
+@contextmanager
+def pillow_warnings_silenced() -> Iterator[None]:
+    """Ignore the warnings Pillow raises while lookalike decodes (corrupt EXIF, a malformed
+    MPO read as a JPEG, ``DecompressionBombWarning`` under ``--max-pixels``...).
+
+    What they warn about either still decodes (lookalike uses the picture) or fails with a
+    :class:`DecodeError` of its own. Unlike :class:`warnings.catch_warnings`, this is safe
+    to enter from several threads at once: one filter (Pillow's modules only) is installed
+    while any thread decodes, and removed when the last one is done.
+    """
+    global _silenced_depth, _silenced_filter
+    with _silenced_lock:
+        if _silenced_depth == 0:
+            warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+            _silenced_filter = warnings.filters[0]
+        _silenced_depth += 1
+    try:
+        yield
+    finally:
+        with _silenced_lock:
+            _silenced_depth -= 1
+            if _silenced_depth == 0:
+                with suppress(ValueError):  # another catch_warnings() restored the list
+                    warnings.filters.remove(_silenced_filter)  # type: ignore[arg-type]
+                    warnings._filters_mutated()  # type: ignore[attr-defined]
+                _silenced_filter = None
 
 
 def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> DecodedImage:
@@ -126,6 +159,7 @@ def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> Decode
     lossless = _is_lossless(im, fmt)
     orientation = _orientation(im)
     width, height = im.size if orientation < 5 else im.size[::-1]
+    stored_in_colour = im.mode not in ("1", "L", "LA", "I", "F") and not im.mode.startswith("I;")
     if lossless:
         im.load()
         upright = _upright(im, orientation)
@@ -144,7 +178,75 @@ def _decode_opened(im: Image.Image, *, max_pixels: int, draft_px: int) -> Decode
         lossless=lossless,
         pixel_digest=digest,
         orientation=orientation,
+        richness=picture_richness(
+            upright, colour=stored_in_colour if upright.mode == "L" else None
+        ),
     )
+
+
+# -- picture richness (a keeper criterion) ------------------------------------------------
+
+FEW_COLOURS = 16
+"""A picture with at most this many distinct values (a 1-bit dither, a small palette)
+carries less than any grayscale or colour picture."""
+_TIER_FEW, _TIER_GRAY, _TIER_COLOUR = 0, 1, 2
+_NEUTRAL_SPREAD = 12  # max - min of R, G, B (of 255) below which a pixel is gray
+_COLOUR_SHARE = 0.01  # share of non-gray pixels that makes a picture colour
+
+
+def picture_richness(im: Image.Image, *, colour: bool | None = None) -> int:
+    """How much picture a decoded image carries, as ``100 * tier + bits per channel``.
+
+    Tiers: 2 colour, 1 grayscale, 0 few colours (at most :data:`FEW_COLOURS` distinct
+    values: a 1-bit dither, a 16-colour palette; bits then count the colours, 1 for two).
+    A picture stored in colour whose pixels are all gray is grayscale. ``colour`` gives
+    the answer when ``im`` lost its colour in decoding (a JPEG drafted to luminance).
+    """
+    if im.mode == "1":
+        return _TIER_FEW * 100 + 1
+    bits = _bits_per_channel(im.mode)
+    colours = _distinct_colours(im) if bits <= 8 else None
+    if colours is not None:
+        return _TIER_FEW * 100 + max(1, (colours - 1).bit_length())
+    if colour is None:
+        colour = _shows_colour(im)
+    return (_TIER_COLOUR if colour else _TIER_GRAY) * 100 + bits
+
+
+def _bits_per_channel(mode: str) -> int:
+    if mode.startswith("I;16") or mode == "I":
+        return 16
+    return 32 if mode == "F" else 8
+
+
+def _sample(im: Image.Image, side: int = 64) -> Image.Image:
+    """A nearest-neighbour sample of at most ``side`` x ``side`` pixels (no new values)."""
+    if im.width <= side and im.height <= side:
+        return im
+    return im.resize((min(side, im.width), min(side, im.height)), Image.Resampling.NEAREST)
+
+
+def _distinct_colours(im: Image.Image) -> int | None:
+    """The number of distinct pixel values when at most :data:`FEW_COLOURS`, else None."""
+    if _sample(im).getcolors(FEW_COLOURS) is None:  # a sample already has more
+        return None
+    found = im.getcolors(FEW_COLOURS)
+    return None if found is None else len(found)
+
+
+def _shows_colour(im: Image.Image) -> bool:
+    sample = _sample(im)
+    if sample.mode in ("L", "LA", "I", "F") or sample.mode.startswith("I;"):
+        return False
+    rgb = sample.convert("RGBA" if sample.mode in ("P", "PA") else "RGB")
+    arr = np.asarray(rgb, dtype=np.int16)[..., :3]
+    spread = arr.max(axis=-1) - arr.min(axis=-1)
+    return bool(np.mean(spread > _NEUTRAL_SPREAD) >= _COLOUR_SHARE)
+
+
+def richness_of(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """:func:`picture_richness` of image bytes (for stores written before it was kept)."""
+    return decode_image(data, max_pixels=max_pixels).richness
 
 
 _REDUCIBLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F"})

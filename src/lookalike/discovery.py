@@ -156,6 +156,27 @@ def _visit(
     yield FileEntry(entry.path, root, relpath, st.st_size, st.st_mtime_ns)
 
 
+class IncludeTally:
+    """Which ``include`` patterns selected no file yet (to warn about a typo)."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.unmatched = list(dict.fromkeys(patterns))
+
+    def see(self, relpath: str) -> None:
+        """Count a selected file (cheap once every pattern has selected one)."""
+        if self.unmatched:
+            rel = Path(relpath).as_posix()
+            self.unmatched = [p for p in self.unmatched if not _glob_regex(p).match(rel)]
+
+    def warnings(self) -> list[str]:
+        """One line per pattern that selected nothing."""
+        return [
+            f"--include {p!r} selected no file under the scanned folders (patterns are "
+            "case-sensitive and relative to each folder)."
+            for p in self.unmatched
+        ]
+
+
 def _is_selected(relpath: str, options: DiscoveryOptions) -> bool:
     rel = Path(relpath).as_posix()
     if options.include and not any(_glob_regex(p).match(rel) for p in options.include):

@@ -7,6 +7,9 @@
 
 Scores are over pairs: every pair of images inside one predicted group is a predicted
 pair; every pair inside one truth group is a true pair.
+
+Scanned paths and the truth's folder are compared with their folders' symbolic links
+resolved (a file's own name is kept), so ``../shared`` may be a link.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -33,6 +36,7 @@ class Truth:
     groups: tuple[tuple[str, ...], ...]
     variant_of: dict[str, dict[str, Any]]
     hard_negatives: tuple[tuple[str, ...], ...]
+    source: str = ""  # the truth file, for messages
 
 
 def load_truth(path: str | os.PathLike[str]) -> Truth:
@@ -48,11 +52,12 @@ def load_truth(path: str | os.PathLike[str]) -> Truth:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
         return Truth(
-            base=p.resolve().parent,
+            base=Path(os.path.realpath(p.parent)),
             images=tuple(data["images"]),
             groups=tuple(tuple(g) for g in data["duplicate_groups"]),
             variant_of=dict(data.get("variant_of", {})),
             hard_negatives=tuple(tuple(g) for g in data.get("hard_negative_groups", [])),
+            source=os.fspath(path),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
@@ -67,12 +72,21 @@ def transform_parts(transform: str) -> list[str]:
 
 
 def evaluate(
-    groups: Sequence[Group], truth: Truth, *, exclude_transforms: Iterable[str] = ()
+    groups: Sequence[Group],
+    truth: Truth,
+    *,
+    exclude_transforms: Iterable[str] = (),
+    scanned: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Precision, recall and F1 over pairs, recall per transform, hard negatives flagged.
 
     Variants whose transform involves any of ``exclude_transforms`` are left out entirely.
+    ``scanned`` lists every featured file of the scan (default: the grouped files).
+
+    Raises:
+        ConfigError: no scanned file is one of the truth's images (the wrong folder).
     """
+    _check_overlap(truth, scanned if scanned is not None else _grouped_paths(groups))
     excluded = set(exclude_transforms)
     universe = {
         img
@@ -105,13 +119,55 @@ def evaluate(
     }
 
 
+def scanned_files(store_path: str | os.PathLike[str]) -> list[str]:
+    """Paths of the files the latest scan in a store featured (for ``evaluate(scanned=)``)."""
+    from .store import Store
+
+    with Store(store_path, readonly=True) as store:
+        return [f["path"] for f in store.file_rows("ok")]
+
+
+def _grouped_paths(groups: Sequence[Group]) -> list[str]:
+    return [p for g in groups for p in (g.keeper, *(m.path for m in g.members))]
+
+
+def _relative_to(base: Path) -> Callable[[str], str]:
+    """A function: path -> relative to ``base``, with its folders' symlinks resolved."""
+    real: dict[str, str] = {}
+
+    def relative(path: str) -> str:
+        folder, name = os.path.split(path)
+        if folder not in real:
+            real[folder] = os.path.realpath(folder)
+        return os.path.relpath(os.path.join(real[folder], name), base)
+
+    return relative
+
+
+def _check_overlap(truth: Truth, scanned: Iterable[str]) -> None:
+    paths = list(scanned)
+    if not paths or not truth.images:
+        return
+    images = set(truth.images)
+    relative = _relative_to(truth.base)
+    if any(relative(p) in images for p in paths):
+        return
+    top = os.path.commonpath(truth.images) if truth.images else ""
+    raise ConfigError(
+        f"None of the {len(paths)} scanned files is an image of the truth file "
+        f"{truth.source or str(truth.base)!r} (its paths are relative to {str(truth.base)!r}); "
+        f"scan the folder it describes: {str(truth.base / top)!r}."
+    )
+
+
 def _predicted_pairs(
     groups: Sequence[Group], base: Path, universe: set[str]
 ) -> set[tuple[str, str]]:
+    relative = _relative_to(base)
     sets = []
     for g in groups:
         paths = [g.keeper, *(m.path for m in g.members)]
-        sets.append([os.path.relpath(p, base) for p in paths])
+        sets.append([relative(p) for p in paths])
     return _pairs_of(sets, universe)
 
 

@@ -41,13 +41,18 @@ from .review import (
     kept_files,
     scanned_roots,
 )
-from .store import Store
+from .store import Store, from_blob
 
 LIST_FORMATS = ("csv", "json", "txt")
 LISTS = ("all", "keep", "remove")
 COPY_MODES = ("copy", "hardlink", "symlink")
 MANIFEST_SCHEMA = "lookalike.quarantine/1"
-LIST_FIELDS = ("action", "reason", "group", "role", "path", "root", "size", "digest")
+LIST_FIELDS = (
+    *("group", "role", "action", "path", "root", "relation", "score", "size", "reference"),
+    *("reason", "digest"),
+)
+"""Columns of a keep/remove list: those of ``lookalike scan --csv`` in the same order, then
+why (``reason``) and the content digest."""
 _CHUNK = 1 << 20
 
 
@@ -132,7 +137,22 @@ def list_rows(store: Store, which: str = "all") -> list[dict[str, Any]]:
             for d in decisions
             if d.action == "remove"
         )
-    return sorted(rows, key=lambda r: r["path"])
+    return sorted(_with_relations(store, rows), key=lambda r: r["path"])
+
+
+def _with_relations(store: Store, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add each group member's relation to its keeper, score and reference flag (empty
+    for keepers and files in no group, as in ``lookalike scan --csv``)."""
+    members = {
+        from_blob(path): (relation, score, int(reference))
+        for path, relation, score, reference in store.conn.execute(
+            "SELECT path, relation, score, reference FROM members"
+        )
+    }
+    for row in rows:
+        found = members.get(row["path"]) if row["role"] == "member" else None
+        row["relation"], row["score"], row["reference"] = found or (None, None, None)
+    return rows
 
 
 def _row(

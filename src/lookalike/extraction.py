@@ -83,6 +83,7 @@ def extract_file(task: ExtractTask) -> ExtractOutcome:
             if decoded.format in ("JPEG", "MPO")
             else None
         ),
+        richness=decoded.richness,
     )
     return ExtractOutcome(task, "ok", digest, image=image)
 

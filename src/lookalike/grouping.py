@@ -48,11 +48,12 @@ def _compress(parent: np.ndarray) -> None:
 
 # -- groups with a keeper ---------------------------------------------------------------
 
-KEEPER_RULES = ("pixels", "lossless", "size", "shortest-path")
+KEEPER_RULES = ("pixels", "richness", "lossless", "size", "shortest-path")
 """Default keeper policy, applied in this order after marks and reference roots:
 most pixels (of picture: the filled corners of a rotation onto a larger canvas do not
-count), then lossless over lossy, then the larger file, then the shortest path
-(ties broken by the path itself). When the first choice is not a duplicate of every other
+count), then the richer picture (colour over grayscale over few colours, then more bits
+per channel: :func:`lookalike.decoding.picture_richness`), then lossless over lossy, then
+the larger file, then the shortest path (ties broken by the path itself). When the first choice is not a duplicate of every other
 file of its group, up to three choices are tried and the one keeping the most files wins."""
 
 
@@ -68,6 +69,7 @@ class FileInfo:
     height: int
     lossless: bool
     picture_pixels: int = 0  # pixels of picture when less than the frame (filled corners)
+    richness: int = 0  # decoding.picture_richness: colour > grayscale > few colours, then bits
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class KeeperPolicy:
         for rule in self.rules:
             if rule == "pixels":
                 key.append(-(f.picture_pixels or f.width * f.height))
+            elif rule == "richness":
+                key.append(-f.richness)
             elif rule == "lossless":
                 key.append(not f.lossless)
             elif rule == "size":

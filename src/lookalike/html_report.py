@@ -2,8 +2,8 @@
 
 The output folder opens in any browser with no server, no network and no lookalike:
 
-* ``index.html``: the summary (images, failures, groups by relation, reclaimable bytes,
-  leakage between roots) and the groups, largest reclaimable bytes first;
+* ``index.html``: the summary (images, failures, groups and duplicates by relation,
+  reclaimable bytes, leakage between roots) and the groups, largest reclaimable bytes first;
   ``groups-2.html``... hold further pages when there are more than ``per_page`` groups;
 * ``thumbs/<digest>_<size>.jpg``: one thumbnail per distinct content, copied from the
   store's thumbnail cache (made when missing);
@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .decoding import pillow_warnings_silenced
 from .errors import LookalikeError
 from .records import Group
-from .report import group_to_dict, human_size, summary
+from .report import group_to_dict, human_size, relation_counts, summary
 from .review import decide, scanned_roots
 from .store import Store, from_blob
 from .thumbnails import cache_dir_for, read_verified, render_thumbnail, thumbnail
@@ -189,7 +190,10 @@ def _thumbnails(
             return digest, f"!{exc}"
         return digest, f"thumbs/{target.name}"
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+    with (
+        pillow_warnings_silenced(),
+        ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool,
+    ):
         return dict(pool.map(one, sorted(jobs.items())))
 
 
@@ -265,6 +269,7 @@ def _page(
 def _summary_html(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     rel = ", ".join(f"{v} {k}" for k, v in s["groups_by_relation"].items() if v)
+    copies = relation_counts(s["duplicates_by_relation"])
     roots = ", ".join(f"<code>{_e(r)}</code>" for r in doc["roots"])
     out = [
         f'<p class="muted">Roots: {roots}. Generated from <code>{_e(doc["store"])}</code>. '
@@ -274,7 +279,7 @@ def _summary_html(doc: dict[str, Any]) -> str:
         f'<div class="stat"><b>{doc["images"]}</b>images</div>',
         f'<div class="stat"><b>{len(doc["failures"])}</b>could not be read</div>',
         f'<div class="stat"><b>{s["groups"]}</b>groups{f" ({_e(rel)})" if rel else ""}</div>',
-        f'<div class="stat"><b>{s["duplicates"]}</b>duplicates</div>',
+        f'<div class="stat"><b>{s["duplicates"]}</b>duplicates ({_e(copies)})</div>',
         f'<div class="stat"><b>{_e(human_size(s["reclaimable_bytes"]))}</b>reclaimable</div>',
         "</div>",
     ]

@@ -15,8 +15,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels
-from .discovery import DiscoveryOptions, FileEntry, Skipped, discover_files, normalise_roots
+from .decoding import DEFAULT_MAX_PIXELS, decode_full_pixels, richness_of
+from .discovery import (
+    DiscoveryOptions,
+    FileEntry,
+    IncludeTally,
+    Skipped,
+    discover_files,
+    normalise_roots,
+)
 from .embeddings import EmbeddingSettings
 from .errors import ConfigError, DecodeError
 from .executors import Executor, SerialExecutor, ThreadExecutor, check_engine, get_executor
@@ -62,6 +69,7 @@ class ScanResult:
     groups: tuple[Group, ...]
     pairs: tuple[Pair, ...]
     stats: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # one line each, e.g. an --include that selected nothing
 
 
 class Stage:
@@ -124,7 +132,7 @@ def scan(
     pool = _Pool(engine, workers, scheduler, any(lives_in_this_process(r) for r in abs_roots))
     with scan_lock(store_path, wait=wait), Store(store_path) as store, pool:
         run_id = store.start_run(abs_roots, _settings_dict(settings))
-        counts = _extract_all(store, abs_roots, run_id, settings, pool, progress)
+        counts, warnings = _extract_all(store, abs_roots, run_id, settings, pool, progress)
         store.forget_unseen(abs_roots, run_id)
         extracted = time.perf_counter()
         result = _match_and_group(store, abs_roots, run_id, settings, pool, progress)
@@ -143,6 +151,7 @@ def scan(
         groups=result["groups"],
         pairs=result["pairs"],
         stats=stats,
+        warnings=tuple(warnings),
     )
 
 
@@ -210,9 +219,12 @@ def _extract_all(
     settings: ScanSettings,
     pool: _Pool,
     progress: Any,
-) -> dict[str, int]:
-    """Discover files and extract the new or changed ones, committing in batches."""
+) -> tuple[dict[str, int], list[str]]:
+    """Discover files and extract the new or changed ones, committing in batches.
+
+    Returns counts and warnings (``--include`` patterns that selected no file)."""
     known = store.known_files(roots)
+    includes = IncludeTally(settings.discovery.include)
     unchanged: list[str] = []
     tasks: list[ExtractTask] = []
     skipped_rows: list[tuple[Any, ...]] = []
@@ -223,6 +235,7 @@ def _extract_all(
                 (item.path, root, 0, 0, None, "skipped", "discover", item.reason, run_id)
             )
             continue
+        includes.see(item.relpath)
         if _is_unchanged(item, known.get(item.path)):
             unchanged.append(item.path)
         else:
@@ -244,7 +257,8 @@ def _extract_all(
                 _report(progress, Stage.EXTRACT, done, len(tasks))
         finally:
             release_store_lookups()
-    return {"files_unchanged": len(unchanged), "files_extracted": len(tasks)}
+    counts = {"files_unchanged": len(unchanged), "files_extracted": len(tasks)}
+    return counts, includes.warnings()
 
 
 def _root_of(path: str, roots: list[str]) -> str:
@@ -388,6 +402,7 @@ def _group(
     """Groups with a keeper each, from the accepted digest pairs and a person's marks;
     ``tick`` is called after each check of a member against a keeper."""
     paired = {d for p in pairs for d in (p.a, p.b)}  # the keeper is chosen among these only
+    richness = _richness(store, ok, paired, settings.max_pixels)
     infos = [
         FileInfo(
             f["path"],
@@ -400,6 +415,7 @@ def _group(
             _picture_pixels(judge, f["digest"], f["width"], f["height"])
             if f["digest"] in paired
             else 0,
+            richness.get(f["digest"], 0),
         )
         for f in ok
     ]
@@ -450,6 +466,24 @@ class _MatchProgress:
 
     def finish(self) -> None:
         self.update(self.total, self.total)
+
+
+def _richness(
+    store: Store, ok: list[dict[str, Any]], grouped: set[str], max_pixels: int
+) -> dict[str, int]:
+    """Picture richness per digest. Digests in a pair that were featured before stores
+    kept it (schema 1) are decoded once more, and the values stored."""
+    known = {f["digest"]: f["richness"] for f in ok if f["richness"] is not None}
+    missing = {f["digest"]: f["path"] for f in ok if f["digest"] in grouped - known.keys()}
+    found: dict[str, int] = {}
+    for digest, path in missing.items():
+        try:
+            found[digest] = richness_of(read_bytes(path), max_pixels=max_pixels)
+        except (OSError, DecodeError):
+            continue  # changed or gone since: ranks as the poorest picture
+    if found:
+        store.set_richness(found)
+    return {**known, **found}
 
 
 def _picture_pixels(judge: PairJudge, digest: str, width: int, height: int) -> int:

@@ -16,8 +16,14 @@ The JSON document (``lookalike scan --json FILE``)::
       }],
       "pairs": [{"a": PATH, "b": PATH, "relation", "score", "evidence"}],
       "summary": {"groups": N, "duplicates": N, "groups_by_relation": {...},
-                  "reclaimable_bytes": N, "leakage": [{"roots": [R1, R2], "groups": N}]}
+                  "duplicates_by_relation": {...},
+                  "reclaimable_bytes": N, "leakage": [{"roots": [R1, R2], "groups": N}]},
+      "stats": {...},
+      "warnings": [LINE, ...]            # e.g. an --include that selected no file
     }
+
+``groups_by_relation`` counts each group once, under its loosest member's relation;
+``duplicates_by_relation`` counts every member under its own relation to the keeper.
 
 Every ``PATH`` is absolute. ``members`` never includes the keeper. ``score`` is a
 similarity in [0, 1] (1.0 for exact and pixel duplicates).
@@ -60,12 +66,14 @@ def leakage(groups: tuple[Group, ...] | list[Group]) -> list[dict[str, Any]]:
 
 
 def summary(groups: tuple[Group, ...] | list[Group]) -> dict[str, Any]:
-    """Totals over groups: counts by relation, duplicates, reclaimable bytes, leakage."""
+    """Totals over groups: groups and duplicates by relation, reclaimable bytes, leakage."""
     by_relation = Counter(g.relation for g in groups)
+    members = Counter(m.relation for g in groups for m in g.members)
     return {
         "groups": len(groups),
         "duplicates": sum(len(g.members) for g in groups),
         "groups_by_relation": {r: by_relation.get(r, 0) for r in RELATIONS},
+        "duplicates_by_relation": {r: members.get(r, 0) for r in RELATIONS},
         "reclaimable_bytes": sum(g.reclaimable_bytes for g in groups),
         "leakage": leakage(groups),
     }
@@ -98,6 +106,7 @@ def to_dict(result: Any) -> dict[str, Any]:
         "pairs": [asdict(p) for p in result.pairs],
         "summary": summary(result.groups),
         "stats": result.stats,
+        "warnings": list(getattr(result, "warnings", ())),
     }
 
 
@@ -165,22 +174,30 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def summary_text(result: Any) -> str:
-    """The human summary printed by ``lookalike scan``."""
+def relation_counts(counts: dict[str, int]) -> str:
+    """``'0 exact, 2 pixel, 5 near'`` (``mirror`` only when there are some)."""
+    return ", ".join(f"{counts[r]} {r}" for r in RELATIONS if counts.get(r) or r != "mirror")
+
+
+def summary_text(result: Any, *, list_failures: bool = True) -> str:
+    """The human summary printed by ``lookalike scan`` (``-q``: failures counted, not listed)."""
     s = summary(result.groups)
-    rel = s["groups_by_relation"]
     lines = [
         f"Scanned {len(result.roots)} root(s): {result.images} images, "
         f"{len(result.failures)} failures, {len(result.skipped)} skipped.",
-        f"Duplicate groups: {s['groups']} ({', '.join(f'{rel[r]} {r}' for r in RELATIONS if rel[r] or r != 'mirror')}); "
-        f"{s['duplicates']} duplicates, {human_size(s['reclaimable_bytes'])} reclaimable by removing them.",
+        f"Duplicate groups: {s['groups']} ({relation_counts(s['groups_by_relation'])}, by their "
+        f"loosest member); {s['duplicates']} duplicates "
+        f"({relation_counts(s['duplicates_by_relation'])}), "
+        f"{human_size(s['reclaimable_bytes'])} reclaimable by removing them.",
     ]
     for item in s["leakage"]:
         a, b = (os.path.basename(r.rstrip(os.sep)) or r for r in item["roots"])
         lines.append(f"Leakage: {item['groups']} group(s) span {a} and {b}.")
-    for f in result.failures[:20]:
+    if not list_failures and result.failures:
+        lines.append("(-q: failures are not listed; --json FILE holds them.)")
+    for f in result.failures[:20] if list_failures else ():
         lines.append(f"Failed: {f.path}: {f.error}")
-    if len(result.failures) > 20:
+    if list_failures and len(result.failures) > 20:
         lines.append(f"... and {len(result.failures) - 20} more failures (see --json).")
     lines.append(f"Store: {result.store_path}")
     return "\n".join(lines)

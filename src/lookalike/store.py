@@ -35,7 +35,7 @@ import numpy as np
 from .errors import StoreBusyError, StoreError, StoreVersionError
 from .features import DESCRIPTOR_DIM, THUMB_PX, Features
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: images.richness (a keeper criterion)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS images (
     orientation INTEGER NOT NULL,
     phash BLOB NOT NULL,
     descriptor BLOB NOT NULL,
-    thumb BLOB NOT NULL
+    thumb BLOB NOT NULL,
+    richness INTEGER
 );
 CREATE TABLE IF NOT EXISTS verdicts (
     a TEXT NOT NULL,
@@ -139,6 +140,7 @@ class ImageRow:
     orientation: int
     features: Features
     stream_digest: str | None = None
+    richness: int | None = None  # decoding.picture_richness; None in stores older than it
 
 
 def default_store_path(roots: Sequence[str]) -> Path:
@@ -289,6 +291,9 @@ class Store:
             )
         with self.transaction() as conn:
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(images)")}
+            if "richness" not in columns:  # schema 1: filled in when a scan needs it
+                conn.execute("ALTER TABLE images ADD COLUMN richness INTEGER")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- runs -------------------------------------------------------------------------
@@ -349,7 +354,7 @@ class Store:
         and new image features in one transaction."""
         with self.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_image_values(img) for img in images],
             )
             conn.executemany(
@@ -384,12 +389,13 @@ class Store:
         """Every file row seen by a run, joined with its image facts when featured."""
         rows = self.conn.execute(
             "SELECT f.path, f.root, f.size, f.mtime_ns, f.digest, f.status, f.stage, f.error, "
-            "i.width, i.height, i.format, i.lossless FROM files f "
+            f"i.width, i.height, i.format, i.lossless, {self._richness_column()} FROM files f "
             "LEFT JOIN images i ON i.digest = f.digest WHERE f.run_id = ? ORDER BY f.path",
             (run_id,),
         ).fetchall()
         keys = (
-            "path root size mtime_ns digest status stage error width height format lossless"
+            "path root size mtime_ns digest status stage error width height format lossless "
+            "richness"
         ).split()
         out = []
         for row in rows:
@@ -398,6 +404,11 @@ class Store:
             item["root"] = from_blob(item["root"])
             out.append(item)
         return out
+
+    def _richness_column(self) -> str:
+        """``i.richness``, or NULL in a schema-1 store opened read-only (not migrated)."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(images)")}
+        return "i.richness" if "richness" in columns else "NULL"
 
     # -- images -----------------------------------------------------------------------
     def load_images(self, digests: Sequence[str], *, with_thumbs: bool = True) -> list[ImageRow]:
@@ -419,6 +430,14 @@ class Store:
             }
             out.extend(_image_row(found[d]) for d in chunk)
         return out
+
+    def set_richness(self, values: dict[str, int]) -> None:
+        """Store picture richness computed for digests featured before it was kept."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE images SET richness = ? WHERE digest = ?",
+                [(r, d) for d, r in values.items()],
+            )
 
     def set_pixel_digest(self, digest: str, pixel_digest: str) -> None:
         """Cache a full-resolution pixel digest computed on demand."""
@@ -708,6 +727,7 @@ def _image_values(img: ImageRow) -> tuple[Any, ...]:
         f.phash.to_bytes(8, "big"),
         f.descriptor.astype(np.float32).tobytes(),
         np.ascontiguousarray(f.thumb, dtype=np.uint8).tobytes(),
+        img.richness,
     )
 
 

@@ -191,7 +191,7 @@ def test_export_page_previews_without_touching_anything(shared: Scanned, reader:
         and f'value="{shared.roots[0]}-clean"' in html
     )
     csv_text = reader.get("/export/list.csv").text
-    assert csv_text.splitlines()[0].startswith("action,reason,group")
+    assert csv_text.splitlines()[0].startswith("group,role,action,")
 
 
 def test_images_are_served_by_id(shared: Scanned, reader: Client) -> None:

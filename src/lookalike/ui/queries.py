@@ -188,6 +188,9 @@ class GroupIndex:
         by_relation = dict(
             self.conn.execute("SELECT relation, COUNT(*) FROM temp.review_groups GROUP BY relation")
         )
+        by_member = dict(
+            self.conn.execute("SELECT relation, COUNT(*) FROM members GROUP BY relation")
+        )
         groups, files, reclaim = self.conn.execute(
             "SELECT COUNT(*), TOTAL(files), TOTAL(bytes) FROM temp.review_groups"
         ).fetchone()
@@ -198,6 +201,7 @@ class GroupIndex:
             "groups": groups,
             "duplicates": int(files) - groups,
             "groups_by_relation": {r: by_relation.get(r, 0) for r in RELATIONS},
+            "duplicates_by_relation": {r: by_member.get(r, 0) for r in RELATIONS},
             "reclaimable_bytes": int(reclaim),
             "leakage": [{"roots": list(p), "groups": n} for p, n in sorted(counts.items())],
         }
