@@ -10,78 +10,33 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from export_cases import Case, members, write_template
 from lookalike import export as exporting
-from lookalike import scan
 from lookalike.cli_review import export_command, undo_command
 from lookalike.errors import ConfigError, InputNotFoundError
-from lookalike.pipeline import ScanResult
 from lookalike.review import decide, set_mark
-from lookalike.store import Store
-from lookalike.testing import write_dataset
-
-KINDS = ["jpeg_quality", "resize", "brightness", "contrast", "gamma", "noise", "blur", "sharpen"]
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("export-template")
-    write_dataset(
-        base / "train" / "images",
-        n_originals=3,
-        variants_per_original=2,
-        kinds=KINDS,
-        n_distractors=2,
-        n_hard_negatives=0,
-        rng=21,
-    )
-    write_dataset(
-        base / "val" / "images",
-        n_originals=1,
-        variants_per_original=1,
-        kinds=KINDS,
-        n_distractors=1,
-        n_hard_negatives=0,
-        rng=22,
-    )
-    return base
-
-
-class Case:
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        # Two roots with the same folder name: the export layout must tell them apart.
-        self.roots = [str(base / "train" / "images"), str(base / "val" / "images")]
-        self.db = base / "store.db"
-        self.result: ScanResult = scan(self.roots, db=self.db)
-        self.store = Store(self.db)
-
-    def digests(self) -> dict[str, str]:
-        """SHA-256 of every file under the roots and the quarantine, by content."""
-        out = {}
-        for folder in (self.base / "train", self.base / "val", self.base / "q"):
-            for path in folder.rglob("*") if folder.exists() else []:
-                if path.is_file() and not path.name.startswith("lookalike-manifest"):
-                    out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-        return out
+    return write_template(tmp_path_factory.mktemp("export-template"))
 
 
 @pytest.fixture()
 def case(template: Path, tmp_path: Path) -> Iterator[Case]:
-    shutil.copytree(template, tmp_path / "data")
-    c = Case(tmp_path / "data")
+    c = Case.copy_of(template, tmp_path / "data")
     yield c
     c.store.close()
 
 
 def _members(case: Case) -> set[str]:
-    return {m.path for g in case.result.groups for m in g.members}
+    return members(case)
 
 
 # -- lists ---------------------------------------------------------------------------------
@@ -168,11 +123,11 @@ def test_quarantine_moves_removed_files_with_a_manifest_and_undo_restores(case: 
     dest = case.base / "q"
     dry = exporting.quarantine(case.store, str(dest), dry_run=True)
     assert {m.source for m in dry.planned} == _members(case) and not dest.exists()
+    decisions = {d.path: d for d in decide(case.store)}
     result = exporting.quarantine(case.store, str(dest))
     assert result.ok and {m.source for m in result.done} == _members(case)
     doc = json.loads(Path(result.manifest).read_text())
     assert doc["schema"] == exporting.MANIFEST_SCHEMA and doc["roots"] == case.roots
-    decisions = {d.path: d for d in decide(case.store)}
     for entry in doc["entries"]:
         assert set(entry) >= {"original", "new", "size", "sha256", "group", "reason", "timestamp"}
         assert not os.path.exists(entry["original"]) and os.path.isfile(entry["new"])

@@ -237,7 +237,17 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
     default=None,
     help="Move removed files into DIR with a manifest; `lookalike undo MANIFEST` puts them back.",
 )
-@click.option("--dry-run", is_flag=True, help="Show what would be copied or moved; touch nothing.")
+@click.option(
+    "--include-failed",
+    is_flag=True,
+    help="Also remove the files the scan could not read (corrupt, empty, not an image): "
+    "--quarantine moves them and the remove list lists them.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would be copied or moved (each file is checked on disk); touch nothing.",
+)
 @click.option(
     "--json",
     "as_json",
@@ -257,13 +267,16 @@ def export_command(
     copy_to: str | None,
     mode: str,
     quarantine: str | None,
+    include_failed: bool,
     dry_run: bool,
     as_json: str | None,
 ) -> None:
     """Act on the review: keep/remove lists, a clean copy, or quarantine with undo.
 
     Removed = every group member that is not the keeper, not in a reference root and not
-    marked keep, plus every file marked exclude. lookalike never deletes a file.
+    marked keep, plus every file marked exclude (plus unreadable files with
+    --include-failed). lookalike never deletes a file, and never moves the last copy of a
+    picture: a group whose keeper is gone or changed since the scan is skipped.
     """
     from . import export as exporting
     from .store import Store
@@ -276,13 +289,15 @@ def export_command(
     with Store(store_path, readonly=True) as store:
         if wants_list:
             fmt = fmt or "csv"
-            rows = exporting.list_rows(store, which or ("remove" if fmt == "txt" else "all"))
+            rows = exporting.list_rows(
+                store, which or ("remove" if fmt == "txt" else "all"), include_failed=include_failed
+            )
             _write_text(out or "-", exporting.format_rows(rows, fmt))
         if copy_to:
             moves = exporting.plan_copy(store, copy_to)
             copy_args = (moves, mode)
         if quarantine:
-            q_moves = exporting.plan_quarantine(store, quarantine)
+            q_moves = exporting.plan_quarantine(store, quarantine, include_failed=include_failed)
             context = exporting.manifest_context(store)
     if copy_to:
         results.append(exporting.run_copy(*copy_args, dry_run=dry_run))
@@ -331,11 +346,27 @@ def _report_results(results: list[Any], as_json: bool, *, to_stdout: bool = True
         for r in results:
             _human(r, to_stdout)
     failed = sum(len(r.failed) for r in results)
+    if failed and all(r.dry_run for r in results):
+        raise click.ClickException(
+            f"{failed} file(s) would not be handled (listed above). Fix the causes (often: "
+            "re-scan, the dataset changed since the scan) before the real run."
+        )
     if failed:
         raise click.ClickException(
             f"{failed} file(s) were not handled (listed above); everything else was. "
-            "Fix the causes and run the same command again: finished files are skipped."
+            "Fix the causes (often: re-scan, the dataset changed since the scan) and run "
+            "the same command again: finished files are skipped."
         )
+
+
+_VERBS = {"quarantine": "quarantine", "undo": "restore", "copy": "copy"}
+_QUIET = (  # skips not worth a line each
+    "already there",
+    "already in quarantine",
+    "already in place",
+    "already restored",
+    "was never moved",
+)
 
 
 def _human(result: Any, to_stdout: bool) -> None:
@@ -344,23 +375,34 @@ def _human(result: Any, to_stdout: bool) -> None:
     def say(text: str) -> None:
         click.echo(text, err=not to_stdout)
 
+    verb = _VERBS.get(result.action.split()[0], result.action)
     if result.dry_run:
         for m in result.planned:
-            say(f"would {result.action.split()[0]}: {m.source} -> {m.target}")
+            say(f"would {verb}: {m.source} -> {m.target}")
+        for m, why in result.failed:
+            click.echo(f"Would fail: {m.source}: {why}", err=True)
+        for m, why in result.skipped:
+            if why not in _QUIET:
+                click.echo(f"Would skip: {m.source}: {why}", err=True)
         size = human_size(sum(m.size for m in result.planned))
         click.echo(
             f"Dry run: {result.action} of {len(result.planned)} file(s), {size}; "
-            "nothing was touched.",
+            f"{len(result.skipped)} to skip, {len(result.failed)} refused; nothing was touched.",
             err=True,
         )
         return
     for m, why in result.failed:
         click.echo(f"Failed: {m.source}: {why}", err=True)
+    for m, why in result.skipped:
+        if why not in _QUIET:
+            click.echo(f"Skipped: {m.source}: {why}", err=True)
     click.echo(
-        f"{result.action}: {len(result.done)} done, {len(result.skipped)} already done, "
-        f"{len(result.failed)} failed.",
+        f"{result.action}: {len(result.done)} done, {len(result.skipped)} skipped (already "
+        f"done or gone), {len(result.failed)} failed.",
         err=True,
     )
+    for note in result.notes:
+        click.echo(note, err=True)
     if result.manifest:
         say(result.manifest)
         click.echo(f"Undo with: lookalike undo {result.manifest}", err=True)
@@ -385,19 +427,16 @@ def _human(result: Any, to_stdout: bool) -> None:
 def undo_command(manifest: str, dry_run: bool, as_json: str | None) -> None:
     """Put back the files a quarantine moved, using its MANIFEST.
 
-    Never overwrites a file that reappeared at an original path, and restores a file
-    only when its bytes still match the digest in the manifest.
+    MANIFEST is the lookalike-manifest-<UTC time>.json file that `lookalike export
+    --quarantine DIR` wrote into DIR (it prints the path). Never overwrites a file that
+    reappeared at an original path, and restores a file only when its bytes still match
+    the digest in the manifest. An undo that was interrupted is completed by running it
+    again. The restored files return to the store the export came from.
     """
     from . import export as exporting
 
-    result = exporting.undo(manifest, dry_run=dry_run)
-    as_json = _json_to_file(as_json, [result])
-    if result.dry_run and not as_json:
-        for m in result.planned:
-            click.echo(f"would restore: {m.source} -> {m.target}")
-        click.echo(f"Dry run: {len(result.planned)} file(s) would be restored.", err=True)
-        return
-    _report_results([result], as_json)
+    results = [exporting.undo(manifest, dry_run=dry_run)]
+    _report_results(results, _json_to_file(as_json, results))
 
 
 # -- report --------------------------------------------------------------------------------

@@ -651,6 +651,220 @@ class Store:
                     ],
                 )
 
+    # -- export bookkeeping -----------------------------------------------------------
+    # Used by lookalike.export only: a quarantine takes the files it moved out of the
+    # store (as a re-scan would) and undo puts them back, so lists, dry runs and the UI
+    # follow without a re-scan. A snapshot (moved_rows) travels in the manifest.
+
+    def moved_rows(self, paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What the store knows about each of ``paths``: its ``files`` row and the groups
+        it is a member of, as JSON-ready dictionaries for :meth:`restore_moved`."""
+        out: dict[str, dict[str, Any]] = {}
+        for path in paths:
+            row = self.conn.execute(
+                "SELECT id, root, size, mtime_ns, digest, status, stage, error FROM files "
+                "WHERE path = ?",
+                (to_blob(path),),
+            ).fetchone()
+            if row is None:
+                continue
+            groups = [
+                {
+                    "group": gid,
+                    "keeper": from_blob(keeper),
+                    "relation": relation,
+                    "score": score,
+                    "reference": bool(reference),
+                    "evidence": json.loads(evidence),
+                }
+                for gid, keeper, relation, score, reference, evidence in self.conn.execute(
+                    "SELECT m.group_id, g.keeper, m.relation, m.score, m.reference, m.evidence "
+                    "FROM members m JOIN groups g ON g.id = m.group_id WHERE m.path = ? "
+                    "ORDER BY m.group_id",
+                    (to_blob(path),),
+                )
+            ]
+            out[path] = {
+                "id": row[0],
+                "root": from_blob(row[1]),
+                "size": row[2],
+                "mtime_ns": row[3],
+                "digest": row[4],
+                "status": row[5],
+                "stage": row[6],
+                "error": row[7],
+                "groups": groups,
+            }
+        return out
+
+    def failed_files(self, roots: Sequence[str]) -> list[dict[str, Any]]:
+        """Files under ``roots`` the scan could not read (status ``failed``), by path."""
+        out = []
+        for root in roots:
+            for path, size, mtime_ns, digest, stage, error in self.conn.execute(
+                "SELECT path, size, mtime_ns, digest, stage, error FROM files "
+                "WHERE root = ? AND status = 'failed'",
+                (to_blob(root),),
+            ):
+                out.append(
+                    {
+                        "path": from_blob(path),
+                        "root": root,
+                        "size": size,
+                        "mtime_ns": mtime_ns,
+                        "digest": digest,
+                        "stage": stage,
+                        "error": error,
+                    }
+                )
+        return sorted(out, key=lambda f: f["path"])
+
+    def forget_moved(self, paths: Sequence[str]) -> int:
+        """Drop the ``files`` rows and group memberships of files moved out of the
+        dataset; a group left without members goes. Returns the rows dropped.
+
+        The stored groups no longer match a fresh scan's, so the groups fingerprint is
+        cleared: the next scan recomputes them instead of reusing these.
+        """
+        blobs = [(to_blob(p),) for p in paths]
+        if not blobs:
+            return 0
+        with self.transaction() as conn:
+            touched = {
+                gid
+                for (p,) in blobs
+                for (gid,) in conn.execute("SELECT group_id FROM members WHERE path = ?", (p,))
+            }
+            conn.executemany("DELETE FROM members WHERE path = ?", blobs)
+            dropped = sum(
+                conn.execute("DELETE FROM files WHERE path = ?", b).rowcount for b in blobs
+            )
+            for gid in sorted(touched):
+                _refresh_moved_group(conn, gid)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('groups_fingerprint', '')")
+        return dropped
+
+    def restore_moved(self, rows: dict[str, dict[str, Any]]) -> int:
+        """Put back what :meth:`moved_rows` recorded for files an undo restored.
+
+        A ``files`` row is inserted only where the store has none (a re-scan may have
+        listed the file again); the file rejoins the group of its former keeper when that
+        keeper still leads a group, or a new group when the keeper is a readable file in
+        no group; otherwise it stays ungrouped until the next scan. Returns the rows
+        inserted.
+        """
+        if not rows:
+            return 0
+        with self.transaction() as conn:
+            run = conn.execute(
+                "SELECT id FROM runs WHERE status = 'done' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            run_id = run[0] if run else None
+            inserted = 0
+            for path, r in rows.items():
+                if conn.execute("SELECT 1 FROM files WHERE path = ?", (to_blob(path),)).fetchone():
+                    continue
+                taken = (
+                    r.get("id") is None
+                    or conn.execute("SELECT 1 FROM files WHERE id = ?", (r["id"],)).fetchone()
+                )
+                conn.execute(
+                    "INSERT INTO files (id, path, root, size, mtime_ns, digest, status, stage, "
+                    "error, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        None if taken else r["id"],
+                        to_blob(path),
+                        to_blob(r["root"]),
+                        r["size"],
+                        r["mtime_ns"],
+                        r.get("digest"),
+                        r.get("status", "ok"),
+                        r.get("stage"),
+                        r.get("error"),
+                        run_id,
+                    ),
+                )
+                inserted += 1
+            touched: set[int] = set()
+            for path, r in rows.items():
+                for m in r.get("groups", []):
+                    if conn.execute(
+                        "SELECT 1 FROM members WHERE path = ?1 UNION ALL "
+                        "SELECT 1 FROM groups WHERE keeper = ?1",
+                        (to_blob(path),),
+                    ).fetchone():
+                        break  # grouped again already (a scan ran since)
+                    gid = _group_for_restored(conn, m, run_id)
+                    if gid is None:
+                        continue
+                    conn.execute(
+                        "INSERT INTO members VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            gid,
+                            to_blob(path),
+                            m["relation"],
+                            m["score"],
+                            int(m["reference"]),
+                            json.dumps(m["evidence"], sort_keys=True),
+                        ),
+                    )
+                    touched.add(gid)
+            for gid in sorted(touched):
+                _refresh_moved_group(conn, gid)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('groups_fingerprint', '')")
+        return inserted
+
+
+def _group_for_restored(
+    conn: sqlite3.Connection, member: dict[str, Any], run_id: int | None
+) -> int | None:
+    """The group a restored member rejoins: its keeper's, a new one, or ``None``."""
+    keeper = to_blob(member["keeper"])
+    row = conn.execute("SELECT id FROM groups WHERE keeper = ?", (keeper,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    readable = conn.execute(
+        "SELECT 1 FROM files WHERE path = ? AND status = 'ok'", (keeper,)
+    ).fetchone()
+    if not readable or conn.execute("SELECT 1 FROM members WHERE path = ?", (keeper,)).fetchone():
+        return None
+    gid = member["group"]
+    if conn.execute("SELECT 1 FROM groups WHERE id = ?", (gid,)).fetchone():
+        gid = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM groups").fetchone()[0]
+    conn.execute(
+        "INSERT INTO groups (id, run_id, keeper, relation, roots) VALUES (?, ?, ?, ?, '[]')",
+        (gid, run_id or 0, keeper, member["relation"]),
+    )
+    return int(gid)
+
+
+def _refresh_moved_group(conn: sqlite3.Connection, group_id: int) -> None:
+    """Recompute a group's relation and roots from its members; drop it when empty."""
+    from .records import RELATIONS
+
+    rows = conn.execute(
+        "SELECT m.relation, f.root FROM members m LEFT JOIN files f ON f.path = m.path "
+        "WHERE m.group_id = ?",
+        (group_id,),
+    ).fetchall()
+    if not rows:
+        conn.execute("DELETE FROM groups WHERE id = ?", (group_id,))
+        return
+    keeper_root = conn.execute(
+        "SELECT f.root FROM groups g JOIN files f ON f.path = g.keeper WHERE g.id = ?",
+        (group_id,),
+    ).fetchone()
+    order = {r: i for i, r in enumerate(RELATIONS)}
+    relation = max((r for r, _ in rows), key=lambda r: order.get(r, 0))
+    roots = sorted(
+        {from_blob(r) for _, r in rows if r is not None}
+        | ({from_blob(keeper_root[0])} if keeper_root else set())
+    )
+    conn.execute(
+        "UPDATE groups SET relation = ?, roots = ? WHERE id = ?",
+        (relation, json.dumps(roots), group_id),
+    )
+
 
 VERDICT_BATCH_ROWS = 500
 VERDICT_BATCH_SECONDS = 2.0
