@@ -110,7 +110,7 @@ def hamming(a: int, b: int) -> int:
 
 
 _FILL_DARK, _FILL_LIGHT = 10, 245  # thumbnail values of black or white rotation corners
-_ROTATIONS = np.concatenate([np.arange(2.0, 12.01, 1.0), -np.arange(2.0, 12.01, 1.0)])
+_ROTATIONS = np.concatenate([np.arange(2.0, 30.01, 1.0), -np.arange(2.0, 30.01, 1.0)])
 _SMALL_ROTATIONS = np.concatenate([np.arange(0.5, 2.01, 0.25), -np.arange(0.5, 2.01, 0.25)])
 _MIN_FILL_AGREEMENT = 0.95  # share of the predicted corners that must be fill
 _MIN_EDGE_CONTRAST = 0.3  # ... and how much less fill the picture's own edge may show

@@ -52,7 +52,7 @@ class GeometryLimits:
     """Which transforms count as an edit of the same picture."""
 
     min_response: float = 0.3  # Fourier-Mellin peak height to align at all
-    max_angle_deg: float = 15.0
+    max_angle_deg: float = 30.0
     min_scale: float = 0.6  # scale of b's frame relative to a's (true aspect, either way)
     max_scale: float = 1.6
     max_anisotropy: float = 0.08  # |log(sx / sy)| of the map in image pixels

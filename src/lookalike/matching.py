@@ -127,7 +127,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "balanced": {},
     "loose": {
         "min_score": 0.7,
-        "max_angle_deg": 20.0,
+        "max_angle_deg": 35.0,
         "min_response": 0.25,
         "view_neighbours": 5,
         "spectrum_neighbours": 2,
