@@ -260,6 +260,98 @@ def align(
     )
 
 
+_CROP_SCALES = np.geomspace(0.55, 0.92, 6)  # a crop's side in its original's frame
+_MIN_CROP_MATCH = 0.8  # normalised cross-correlation of the best placement
+_MIN_TEMPLATE_PX = 7  # at half size
+
+
+def align_crop(
+    pa: GeoPrepared,
+    pb: GeoPrepared,
+    thumbs_a: AlignThumbs,
+    thumbs_b: AlignThumbs,
+    *,
+    mirror: bool,
+    limits: GeometryLimits = GeometryLimits(),
+) -> Alignment | None:
+    """Align a strong crop (down to half the area) with its original, without the screen.
+
+    A crop keeps too little of its original's spectrum for the Fourier-Mellin screen, but
+    its picture is a piece of the other one: each picture, reduced by a few scales, is
+    looked for inside the other (normalised cross-correlation on the 64 px canvases), and
+    the best placement is refined by ECC as :func:`align` does. Returns ``None`` when no
+    placement correlates.
+    """
+    m = int(mirror)
+    best: tuple[float, np.ndarray] | None = None
+    for inner, outer, inverse in ((pb, pa, False), (pa, pb, True)):
+        found = _best_placement(inner, outer, m if not inverse else 0, m if inverse else 0)
+        if found is not None and (best is None or found[0] > best[0]):
+            score, (x, y), scale = found
+            # canvas of the outer picture -> canvas of the inner one
+            ox, oy = outer.offset
+            ix, iy = inner.offset
+            to_inner = np.array([[1 / scale, 0.0, ix - (ox + x) / scale],
+                                 [0.0, 1 / scale, iy - (oy + y) / scale]])  # fmt: skip
+            m_ab = to_inner if not inverse else _invert_affine(to_inner)
+            best = (score, m_ab)
+    if best is None or best[0] < _MIN_CROP_MATCH:
+        return None
+    warp = _canvas_to_thumb(pa, pb, best[1])
+    if (
+        _correlation(thumbs_a.half[0], thumbs_b.half[m], _rescale(warp, 0.5))
+        < limits.min_initial_cc
+    ):
+        return None
+    try:
+        cc, warp = cv2.findTransformECC(
+            thumbs_a.full[0], thumbs_b.full[m], warp, cv2.MOTION_AFFINE, _ECC_CRITERIA, None, 1
+        )
+    except cv2.error:
+        return None
+    return _describe(
+        warp.astype(np.float64), pa.image_size, pb.image_size, float(cc), mirror, best[0]
+    )
+
+
+def _best_placement(
+    inner: GeoPrepared, outer: GeoPrepared, inner_side: int, outer_side: int
+) -> tuple[float, tuple[float, float], float] | None:
+    """Where ``inner``'s picture, reduced by one of the crop scales, best matches inside
+    ``outer``'s picture: ``(correlation, top-left in outer's canvas pixels, scale)``.
+
+    Searched at half the canvas size (32 px on the long side), which is enough to place
+    the crop for ECC to refine, at a quarter of the cost."""
+    ox, oy = outer.offset
+    ow, oh = outer.size
+    ix, iy = inner.offset
+    iw, ih = inner.size
+    haystack = _halved(outer.small[outer_side][oy : oy + oh, ox : ox + ow])
+    needle_full = inner.small[inner_side][iy : iy + ih, ix : ix + iw]
+    best = None
+    for scale in _CROP_SCALES.tolist():
+        # the two canvases show their pictures at SPECTRUM_PX on the long side, so the
+        # crop's pixels shrink by its share of the other's side
+        tw, th = round(iw * scale / 2), round(ih * scale / 2)
+        if min(tw, th) < _MIN_TEMPLATE_PX or tw > haystack.shape[1] or th > haystack.shape[0]:
+            continue
+        needle = cv2.resize(needle_full, (tw, th), interpolation=cv2.INTER_AREA)
+        result = cv2.matchTemplate(haystack, needle, cv2.TM_CCOEFF_NORMED)
+        _, score, _, (x, y) = cv2.minMaxLoc(result)
+        if best is None or score > best[0]:
+            best = (float(score), (2.0 * x, 2.0 * y), 2.0 * tw / iw)
+    return best
+
+
+def _halved(picture: np.ndarray) -> np.ndarray:
+    h, w = picture.shape
+    return cv2.resize(picture, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+
+
+def _invert_affine(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(m.astype(np.float64))
+
+
 def _rescale(warp: np.ndarray, f: float) -> np.ndarray:
     """A thumbnail map at another resolution (pixel-centre convention)."""
     lin = warp[:, :2].astype(np.float64)

@@ -48,11 +48,13 @@ from .features import (
     upright_descriptor,
 )
 from .geometry import (
+    Alignment,
     AlignThumbs,
     GeometryLimits,
     GeoPrepared,
     Screen,
     align,
+    align_crop,
     compare_thumb,
     ecc_thumbs,
     fill_mask,
@@ -198,7 +200,7 @@ class PairJudge:
         self.cached = cached
         self.new: Verdicts = {}
         self.pixel_digest_of = pixel_digest_of
-        self.stats = {"identity": 0, "screened": 0, "aligned": 0}
+        self.stats = {"identity": 0, "screened": 0, "crop searched": 0, "aligned": 0}
         # per-image caches, bounded: about 0.26, 0.02, 0.1 and 0.3 MB an image (1.4 GB in
         # all at ``cache_scale`` 1)
         size = lambda n: max(64, round(n * cache_scale))  # noqa: E731
@@ -524,18 +526,27 @@ class PairJudge:
         limits = self.settings.geometry
         filled = turn == 0 and (self.fill_angle(a) is not None or self.fill_angle(b) is not None)
         method = "mirror geometry" if mirror else "geometry"
+        ga, gb = self._geo(a), self._geo(b, turn)
+        alignment = None
         if screen.response < limits.min_response and not filled:
-            evidence = {"method": method, "spectrum_response": round(screen.response, 3),
-                        "reason": "spectra differ"}  # fmt: skip
-            return Verdict(False, 0.0, evidence)
+            # a strong crop keeps too little of the spectrum: look for one picture inside
+            # the other instead
+            self.stats["crop searched"] += 1
+            for m in ranked:
+                alignment = self._align_crop(a, b, turn, m)
+                if alignment is not None:
+                    mirror, method = m, "mirror geometry" if m else "geometry"
+                    break
+            else:
+                evidence = {"method": method, "spectrum_response": round(screen.response, 3),
+                            "reason": "spectra differ"}  # fmt: skip
+                return Verdict(False, 0.0, evidence)
         self.stats["aligned"] += 1
-        ga, gb = self._geo(a), self._geo(b, turn)  # only now: most pairs stop at the screen
         (ecc_a, plain_a, tex_a, fill_a), (ecc_b, plain_b, tex_b, fill_b) = (
             self._aligning(a),
             self._aligning(b, turn),
         )
-        alignment = None
-        if screen.response >= limits.min_response:
+        if alignment is None and screen.response >= limits.min_response:
             alignment = align(ga, gb, ecc_a, ecc_b, screen, mirror=mirror, limits=limits)
         if alignment is None and filled:
             # filled corners weaken the screen and the first correlation: try again from
@@ -563,6 +574,13 @@ class PairJudge:
         if turn:
             evidence["orientation"] = NAMES[turn + 4 * m]
         return Verdict(verdict.accepted, verdict.score, evidence)
+
+    def _align_crop(self, a: str, b: str, turn: int, mirror: bool) -> Alignment | None:
+        """:func:`lookalike.geometry.align_crop` of a pair (``b`` turned first)."""
+        ecc_a, ecc_b = self._aligning(a)[0], self._aligning(b, turn)[0]
+        limits = self.settings.geometry
+        return align_crop(self._geo(a), self._geo(b, turn), ecc_a, ecc_b, mirror=mirror,
+                          limits=limits)  # fmt: skip
 
     def _same_pixels(self, ra: ImageRow, rb: ImageRow, evidence: dict[str, Any]) -> bool:
         """Full-resolution pixel check of a lossless file against a lossy one.
