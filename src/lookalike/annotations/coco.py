@@ -65,6 +65,12 @@ def _read_bytes(path: Path) -> bytes:
     """Read the file or raise AnnotationFormatError saying why it cannot be read."""
     try:
         return path.read_bytes()
+    except MemoryError as exc:
+        raise AnnotationFormatError(
+            f"Cannot read COCO file '{path}': not enough memory to load it. Free memory, or "
+            "split the file into smaller ones.",
+            path=str(path),
+        ) from exc
     except OSError as exc:
         raise AnnotationFormatError(
             f"Cannot read COCO file '{path}': {exc.strerror or exc}. Check the path and "
@@ -77,6 +83,19 @@ def _parse_json(data: bytes, path: Path) -> dict[str, Any]:
     """Parse the document; raise AnnotationFormatError unless it is a COCO-like object."""
     try:
         doc = json.loads(data)
+    except RecursionError as exc:
+        raise AnnotationFormatError(
+            f"Cannot read COCO file '{path}': arrays or objects nested too deeply (a COCO "
+            "file needs a few levels; this one has about a thousand or more). Export it again "
+            "from the labelling tool.",
+            path=str(path),
+        ) from exc
+    except MemoryError as exc:
+        raise AnnotationFormatError(
+            f"Cannot read COCO file '{path}': not enough memory to parse its "
+            f"{len(data) / 2**20:,.0f} MiB. Free memory, or split the file into smaller ones.",
+            path=str(path),
+        ) from exc
     except UnicodeDecodeError as exc:
         raise AnnotationFormatError(
             f"Cannot read COCO file '{path}': not UTF-8 text ({exc.reason} at byte "
@@ -90,6 +109,12 @@ def _parse_json(data: bytes, path: Path) -> dict[str, Any]:
             "labelling tool.",
             path=str(path),
             line=exc.lineno,
+        ) from exc
+    except ValueError as exc:  # e.g. a number with more digits than int() accepts
+        raise AnnotationFormatError(
+            f"Cannot read COCO file '{path}': {str(exc).split(';')[0]}. Fix the file or "
+            "export it again from the labelling tool.",
+            path=str(path),
         ) from exc
     if not isinstance(doc, dict) or not ({"images", "annotations"} & doc.keys()):
         found = sorted(doc)[:5] if isinstance(doc, dict) else type(doc).__name__

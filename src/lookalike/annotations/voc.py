@@ -19,6 +19,7 @@ from pathlib import Path
 from xml.parsers import expat
 
 from ..errors import AnnotationFormatError, LookalikeError
+from . import limits
 from .imagefiles import ImageLocator, read_size
 from .records import Annotation, Box, Dataset, ImageEntry, ImageKey, Problem, RawFiles, Source
 
@@ -122,15 +123,22 @@ def _parse(
 ) -> tuple[ET.Element, list[Span]] | None:
     """Read and parse one file; report and return None when it is not usable VOC."""
     try:
-        data = xml.read_bytes()
+        data = limits.read_label_file(xml)
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror or exc}. Check its permissions."
         state.problems.append(Problem("malformed-file", where, None, message))
         return None
+    except limits.FileTooLargeError as exc:
+        state.problems.append(Problem("malformed-file", where, None, f"{exc}."))
+        return None
     state.files[rel] = data
     try:
+        spans = object_spans(data)  # first: it refuses entities and deep nesting
         tree = ET.fromstring(data)
-        spans = object_spans(data)
+    except RefusedXMLError as exc:
+        message = f"{exc}; the file is copied unchanged. Fix or re-export it."
+        state.problems.append(Problem("malformed-file", where, exc.line, message))
+        return None
     except (ET.ParseError, expat.ExpatError) as exc:
         line = getattr(exc, "position", (getattr(exc, "lineno", None),))[0]
         message = f"invalid XML ({exc}); the file is copied unchanged. Fix or re-export it."
@@ -146,20 +154,42 @@ def _parse(
     return tree, spans
 
 
+class RefusedXMLError(ValueError):
+    """Well-formed XML that no VOC file looks like and that could exhaust memory or stack."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 def object_spans(data: bytes) -> list[Span]:
     """Byte spans of the ``<object>`` children of the root element, in document order.
 
     Raises:
         xml.parsers.expat.ExpatError: ``data`` is not well-formed XML.
+        RefusedXMLError: ``data`` declares entities (which can expand to gigabytes) or
+            nests elements deeper than :data:`~.limits.MAX_XML_DEPTH`.
     """
     parser = expat.ParserCreate()
     depth = 0
     opened: list[tuple[int, int]] = []
     spans: list[Span] = []
 
+    def entity(name: str, *args: object) -> None:
+        raise RefusedXMLError(
+            f"declares the entity {name!r} (<!ENTITY>), which Pascal VOC files never do; "
+            "refused so that entity expansion cannot exhaust memory",
+            parser.CurrentLineNumber,
+        )
+
     def start(name: str, attrs: object) -> None:
         nonlocal depth
         depth += 1
+        if depth > limits.MAX_XML_DEPTH:
+            raise RefusedXMLError(
+                f"elements nested more than {limits.MAX_XML_DEPTH} deep (VOC needs 4)",
+                parser.CurrentLineNumber,
+            )
         if depth == 2 and name == "object":
             opened.append((parser.CurrentByteIndex, parser.CurrentLineNumber))
 
@@ -170,6 +200,7 @@ def object_spans(data: bytes) -> list[Span]:
             spans.append(Span(begin, _element_end(data, parser.CurrentByteIndex), line))
         depth -= 1
 
+    parser.EntityDeclHandler = entity
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.Parse(data, True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AnnotationFormatError
+from . import limits
 from .classnames import ClassNamesError, find_class_file, read_class_names, read_declared_count
 from .imagefiles import IMAGE_EXTENSIONS, ImageLocator, read_size
 from .records import Annotation, Dataset, ImageEntry, ImageKey, Problem, RawFiles, Source
@@ -137,7 +138,10 @@ def _keep_class_file(state: _Reading, class_file: Path | None) -> None:
     """Keep the class file's bytes when it lies under the root, so export copies it."""
     if class_file is not None and class_file.is_relative_to(state.root):
         rel = class_file.relative_to(state.root).as_posix()
-        state.files[rel] = class_file.read_bytes()
+        try:
+            state.files[rel] = limits.read_label_file(class_file)
+        except (OSError, limits.FileTooLargeError):
+            pass  # _load_names reported it; an unreadable file cannot be copied
 
 
 def _raise_if_nothing_read(state: _Reading, labels: list[Path], path: Path) -> None:
@@ -177,10 +181,13 @@ def _read_label_file(state: _Reading, label: Path) -> None:
 def _read_bytes(state: _Reading, label: Path, where: str) -> bytes | None:
     """Read a label file; report it as malformed when unreadable or binary."""
     try:
-        data = label.read_bytes()
+        data = limits.read_label_file(label)
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror or exc}. Check its permissions."
         state.problems.append(Problem("malformed-file", where, None, message))
+        return None
+    except limits.FileTooLargeError as exc:
+        state.problems.append(Problem("malformed-file", where, None, f"{exc}."))
         return None
     if b"\0" in data:
         rel = label.relative_to(state.root).as_posix()
