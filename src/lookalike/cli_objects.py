@@ -181,8 +181,10 @@ def objects_command(
     if not quiet:
         for line in problem_lines(result.problems, per_kind=None):
             click.echo(line, err=True)
-    _save(json_path, json.dumps(report, indent=2))
-    _save(csv_path, log_to_csv(decision_log(result.plan)))
+    if json_path is not None:
+        _save(json_path, json.dumps(report, indent=2))
+    if csv_path is not None:
+        _save(csv_path, log_to_csv(decision_log(result.plan)))
     lines = summary_lines(report) + [findings_line(report)]
     if result.store is not None:
         lines.append(f"store: {result.store}")

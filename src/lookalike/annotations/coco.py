@@ -283,13 +283,18 @@ def _xywh_to_box(bbox: Any) -> tuple[float, float, float, float] | None:
     """Convert ``[x, y, w, h]`` to ``(x0, y0, x1, y1)``; None unless four numbers."""
     if not isinstance(bbox, list | tuple) or len(bbox) != 4:
         return None
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox):
+    if any(type(v) not in _NUMBER_TYPES for v in bbox) and not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in bbox
+    ):
         return None
     try:
-        x, y, w, h = (float(v) for v in bbox)
+        x, y, w, h = map(float, bbox)
     except OverflowError:  # an integer too large for a float
         return None
     return (x, y, x + w, y + h)
+
+
+_NUMBER_TYPES = (int, float)  # the fast path of _xywh_to_box (subclasses take the slow one)
 
 
 def _as_list(items: Any, key: str, where: str, problems: list[Problem]) -> list[Any]:
