@@ -331,23 +331,30 @@ def _malformed(where: str, at: int | str, what: str) -> Problem:
     return Problem("malformed-annotation", where, at, message)
 
 
-def write_coco(dataset: Dataset, drop: Iterable[int]) -> dict[str, bytes]:
+def write_coco(
+    dataset: Dataset, drop: Iterable[int], classes: Mapping[int, Any] | None = None
+) -> dict[str, bytes]:
     """Serialise the COCO document without the annotations at the positions in ``drop``.
 
     Args:
         dataset: A COCO dataset from :func:`read_coco`.
         drop: Positions in ``annotations`` (``Source.index``) to leave out.
+        classes: New ``category_id`` by position, for classes changed in review.
 
     Returns:
         ``{relative file name: new bytes}`` for the single JSON file.
     """
     name = dataset.raw.annotation_files[0]
     original = dataset.raw.files[name]
-    positions = set(drop)
-    if not positions:
+    positions, classes = set(drop), classes or {}
+    if not positions and not classes:
         return {name: original}
     doc = dict(dataset.raw.document)
-    doc["annotations"] = [a for n, a in enumerate(doc["annotations"]) if n not in positions]
+    doc["annotations"] = [
+        {**a, "category_id": classes[n]} if n in classes else a
+        for n, a in enumerate(doc["annotations"])
+        if n not in positions
+    ]
     return {name: _dump_like(doc, original)}
 
 
