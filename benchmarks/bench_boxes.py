@@ -305,7 +305,9 @@ def one_image_coco(n: int, rng: np.random.Generator, copy_rate: float) -> tuple[
     anns = ",".join(
         f'{{"id":{k + 1},"image_id":1,"category_id":{c},"bbox":[{x0},{y0},'
         f'{round(x1 - x0, 2)},{round(y1 - y0, 2)}],"iscrowd":0}}'
-        for k, (c, (x0, y0, x1, y1)) in enumerate(zip(classes.tolist(), boxes.tolist(), strict=True))
+        for k, (c, (x0, y0, x1, y1)) in enumerate(
+            zip(classes.tolist(), boxes.tolist(), strict=True)
+        )
     )
     categories = [{"id": n + 1, "name": c} for n, c in enumerate(CLASSES)]
     image = {"id": 1, "file_name": "big.png", "width": 4000, "height": 3000}

@@ -83,10 +83,10 @@ from .annotations import (
 )
 from .annotations.crops import CROP_PX, MIN_BOX_PX, feature_crops
 from .annotations.crossimage import MATCH_IOU, image_resolver
+from .annotations.decisions import Decisions
 from .annotations.records import CrossImageFindings, KeepRule, SkippedPair
 from .annotations.repeats import RepeatSettings, find_repeated_objects
 from .annotations.report import finding_counts
-from .annotations.decisions import Decisions
 from .errors import ConfigError, StaleGroupError, StoreError
 from .records import Group
 from .store import Store, default_store_path, from_blob, to_blob
@@ -726,7 +726,9 @@ DECISION_ACTIONS = ("accept", "reject", "label", "clear")
 """What a person can decide about a finding (see :func:`decide`)."""
 
 
-def decide(store: Store, finding_id: int, action: str, *, side: str | None = None) -> dict[str, Any]:
+def decide(
+    store: Store, finding_id: int, action: str, *, side: str | None = None
+) -> dict[str, Any]:
     """Record a review decision about one finding of the store.
 
     Args:
@@ -749,7 +751,9 @@ def decide(store: Store, finding_id: int, action: str, *, side: str | None = Non
     finding = _finding(store, finding_id)
     kind, name = finding["kind"], finding["annotations"]
     if action not in DECISION_ACTIONS:
-        raise ConfigError(f"Unknown decision {action!r}; choose from: {', '.join(DECISION_ACTIONS)}.")
+        raise ConfigError(
+            f"Unknown decision {action!r}; choose from: {', '.join(DECISION_ACTIONS)}."
+        )
     ids = [finding[s]["id"] for s in ("a", "b") if finding[s]["id"] is not None]
     if action == "clear":
         column = "label_from = NULL, label = NULL" if kind == "label-conflict" else "removal = NULL"
@@ -758,7 +762,9 @@ def decide(store: Store, finding_id: int, action: str, *, side: str | None = Non
                 f"UPDATE object_decisions SET {column} WHERE annotations = ? AND annotation_id = ?",
                 [(name, json.dumps(i)) for i in ids],
             )
-            conn.execute("DELETE FROM object_decisions WHERE removal IS NULL AND label_from IS NULL")
+            conn.execute(
+                "DELETE FROM object_decisions WHERE removal IS NULL AND label_from IS NULL"
+            )
     elif kind == "duplicate" and action in ("accept", "reject"):
         target = [finding[s]["id"] for s in ("a", "b") if finding[s]["action"] == "remove"]
         if not target:
@@ -800,7 +806,13 @@ def _finding(store: Store, finding_id: int) -> dict[str, Any]:
 
 
 def _upsert(
-    store: Store, name: str, ids: Sequence[Any], column: str, value: str, *, label: str | None = None
+    store: Store,
+    name: str,
+    ids: Sequence[Any],
+    column: str,
+    value: str,
+    *,
+    label: str | None = None,
 ) -> None:
     extra = ", label = excluded.label" if column == "label_from" else ""
     with store.transaction() as conn:

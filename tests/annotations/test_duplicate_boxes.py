@@ -267,32 +267,34 @@ def test_absurd_coordinates_in_one_image_do_not_hide_pairs_in_others() -> None:
 
 def reference_pairs(dataset, thr: Thresholds, per_class=None) -> list[tuple[str, int, int, str]]:
     """Every pair of every image tested directly with the documented rule (no search)."""
-    per_class = per_class or {}
     anns = dataset.annotations
     limit = {
-        lb: Thresholds(**{**thr.__dict__, **per_class.get(lb, {})}) for lb in {a.label for a in anns}
+        a.label: Thresholds(**{**thr.__dict__, **(per_class or {}).get(a.label, {})}) for a in anns
     }
     found = []
     for image in dataset.images:
-        rows = [
-            n
-            for n, a in enumerate(anns)
-            if a.image == image and all(map(math.isfinite, a.box))
-            and a.box[2] > a.box[0] and a.box[3] > a.box[1]
-        ]  # fmt: skip
-        i, j = (np.array(rows, dtype=int)[k] for k in np.triu_indices(len(rows), 1))
-        m = overlap(np.array([anns[n].box for n in i]).reshape(-1, 4),
-                    np.array([anns[n].box for n in j]).reshape(-1, 4))  # fmt: skip
-        t = np.array([[max(getattr(limit[anns[a].label], f), getattr(limit[anns[b].label], f))
-                       for f in ("iou", "containment", "area_ratio")] for a, b in zip(i, j)])  # fmt: skip
-        t = t.reshape(-1, 3)
+        rows = np.array([n for n, a in enumerate(anns) if a.image == image and usable(a.box)])
+        i, j = (rows[k].astype(int) for k in np.triu_indices(len(rows), 1))
+        if not len(i):
+            continue
+        m = overlap(np.array([anns[n].box for n in i]), np.array([anns[n].box for n in j]))
+        pairs = zip(i.tolist(), j.tolist(), strict=True)
+        t = np.array([stricter(limit[anns[a].label], limit[anns[b].label]) for a, b in pairs])
         by_iou = m.iou >= t[:, 0]
-        hit = (m.intersection > 0) & (by_iou | ((m.containment >= t[:, 1]) & (m.area_ratio >= t[:, 2])))
-        for k in np.flatnonzero(hit).tolist():
+        by_containment = (m.containment >= t[:, 1]) & (m.area_ratio >= t[:, 2])
+        for k in np.flatnonzero((m.intersection > 0) & (by_iou | by_containment)).tolist():
             a, b = anns[i[k]], anns[j[k]]
             kind = "duplicate" if a.category == b.category else "label-conflict"
             found.append((int(i[k]), int(j[k]), kind, "iou" if by_iou[k] else "containment"))
     return [(kind, n + 1, k + 1, rule) for n, k, kind, rule in sorted(found)]
+
+
+def usable(box) -> bool:
+    return all(map(math.isfinite, box)) and box[2] > box[0] and box[3] > box[1]
+
+
+def stricter(a: Thresholds, b: Thresholds) -> tuple[float, float, float]:
+    return max(a.iou, b.iou), max(a.containment, b.containment), max(a.area_ratio, b.area_ratio)
 
 
 def random_boxes(rng: np.random.Generator, n: int) -> list[tuple[str, tuple[float, ...]]]:
@@ -329,6 +331,7 @@ def random_boxes(rng: np.random.Generator, n: int) -> list[tuple[str, tuple[floa
         (4, Thresholds(1.0, 1.0, 1.0), None),  # exact twins only
         (5, Thresholds(0.9, 0.95, 0.9), {"cup": {"iou": 0.6, "area_ratio": 0.5}}),
         (6, Thresholds(0.05, 0.1, 0.05), None),  # very loose: wide neighbourhoods
+        (7, Thresholds(1e-12, 1e-12, 1e-12), None),  # any overlap: levels span everything
     ],
 )
 def test_grid_search_gives_the_brute_force_pairs(seed: int, thr: Thresholds, per_class) -> None:

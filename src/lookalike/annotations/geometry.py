@@ -198,7 +198,7 @@ class _Grid:
     OFFSETS = ((0, 0), (0, 1), (1, -1), (1, 0), (1, 1))
 
     def __init__(self, groups: np.ndarray, boxes: np.ndarray, min_overlap: float) -> None:
-        f = float(min(max(min_overlap, 1e-6), 1.0))
+        f = float(min(max(min_overlap, 1e-300), 1.0))  # tiny f: few huge cells, still exact
         self.base = _LEVEL_MARGIN / f
         self.reach = max(1.0 - f, _MIN_REACH) * _LEVEL_MARGIN
         self.groups = groups
@@ -213,12 +213,13 @@ class _Grid:
         self.buckets, bucket = np.unique(code, return_inverse=True)
         cx, cy = cx[self.order], cy[self.order]
         self.cx_low = np.minimum.reduceat(cx, _starts(bucket))
-        self.row_base = np.r_[0, np.cumsum(np.maximum.reduceat(cx, _starts(bucket)) - self.cx_low + 1)]
+        self.row_base = np.r_[
+            0, np.cumsum(np.maximum.reduceat(cx, _starts(bucket)) - self.cx_low + 1)
+        ]
         self.rows, row = np.unique(self._row_key(bucket, cx), return_inverse=True)
         self.cy_low = np.minimum.reduceat(cy, _starts(row))
-        cy_high = np.maximum.reduceat(cy, _starts(row))
-        self.cy_high = cy_high
-        self.key_base = np.r_[0, np.cumsum(cy_high - self.cy_low + 1)]
+        self.cy_high = np.maximum.reduceat(cy, _starts(row))
+        self.key_base = np.r_[0, np.cumsum(self.cy_high - self.cy_low + 1)]
         self.keys = self.key_base[row] + (cy - self.cy_low[row])
 
     def _level(self, size: np.ndarray) -> np.ndarray:
@@ -267,7 +268,7 @@ class _Grid:
             present = self.buckets[bucket] == code
             cx = self._cell(self.x0[queries], lw)
             cy = self._cell(self.y0[queries], lh)
-            rows_up = 1 if dh >= 0 else math.ceil(self.base)
+            rows_up = 1 if dh >= 0 else int(min(math.ceil(self.base), 4 * _MAX_CELL))
             for dx in (-1, 0, 1):
                 parts.append(
                     self._cells(queries, bucket, present, cx + dx, cy, rows_up, (dw, dh) == (0, 0))

@@ -27,8 +27,17 @@ from starlette.routing import BaseRoute, Route
 from ..objects import FINDING_KINDS, decide, decisions_for
 from ..store import from_blob, to_blob
 from . import queries
-from .app import CSRF_FIELD, JSON, HttpError, ReviewState, check_csrf, done, render, safe_next
-from .app import wants_json
+from .app import (
+    CSRF_FIELD,
+    JSON,
+    HttpError,
+    ReviewState,
+    check_csrf,
+    done,
+    render,
+    safe_next,
+    wants_json,
+)
 
 OBJECTS_PER_PAGE = 24
 
