@@ -16,7 +16,13 @@ Reported:
   same-class copies, and the number of pre-existing boxes removed must be 0;
 * seconds per stage (load, validate, find, plan, dry-run write) on the whole set.
 
+``--one-image N`` measures the worst case of the within-image search instead: N boxes on
+a single 4000x3000 image (log-uniform sides of 8-200 px at uniform positions, plus 5 %
+jittered copies), written as a COCO file; it prints the seconds and the peak resident
+memory after each stage, and checks that every injected copy is found.
+
     python benchmarks/bench_boxes.py [--boxes 100000] [--seed 0] [--images DIR] [--sweep]
+    python benchmarks/bench_boxes.py --one-image 1500000
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Iterator
@@ -224,8 +231,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="photo folder")
     parser.add_argument("--sweep", action="store_true", help="also sweep thresholds")
+    parser.add_argument("--one-image", type=int, metavar="N", help="N boxes on one image")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
+    if args.one_image:
+        one_image(args.one_image, rng, args.copies)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder, sizes = image_sizes(args.images, Path(tmp))
         doc, truth = build_coco(sizes, args.boxes, rng, args.copies)
@@ -271,6 +282,68 @@ def report(path: Path, folder: Path, n_files: int, truth: Truth, do_sweep: bool)
     print(f"  {'total':<16} {sum(seconds.values()):7.3f}")
     if do_sweep:
         sweep(dataset, truth)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def one_image_coco(n: int, rng: np.random.Generator, copy_rate: float) -> tuple[str, int]:
+    """COCO text with ``n`` boxes on one 4000x3000 image, the last ``copy_rate`` of them
+    jittered copies of random earlier ones; returns the text and the number of copies."""
+    copies = int(n * copy_rate / (1 + copy_rate))
+    originals = n - copies
+    xy = rng.uniform(0, [4000, 3000], (originals, 2))
+    wh = 10 ** rng.uniform(np.log10(8), np.log10(200), (originals, 2))
+    boxes = np.hstack([xy, xy + wh])
+    picked = rng.choice(originals, size=copies, replace=False)
+    jittered = np.array([jitter_box(tuple(boxes[k]), rng) for k in picked.tolist()])
+    boxes = np.vstack([boxes, jittered.reshape(-1, 4)]).round(2)
+    classes = rng.integers(1, len(CLASSES) + 1, originals)
+    classes = np.r_[classes, classes[picked]]
+    anns = ",".join(
+        f'{{"id":{k + 1},"image_id":1,"category_id":{c},"bbox":[{x0},{y0},'
+        f'{round(x1 - x0, 2)},{round(y1 - y0, 2)}],"iscrowd":0}}'
+        for k, (c, (x0, y0, x1, y1)) in enumerate(
+            zip(classes.tolist(), boxes.tolist(), strict=True)
+        )
+    )
+    categories = [{"id": n + 1, "name": c} for n, c in enumerate(CLASSES)]
+    image = {"id": 1, "file_name": "big.png", "width": 4000, "height": 3000}
+    head = json.dumps({"images": [image], "categories": categories})[:-1]
+    return f'{head},"annotations":[{anns}]}}', copies
+
+
+def one_image(n: int, rng: np.random.Generator, copy_rate: float) -> None:
+    """The within-image search on ``n`` boxes of one image: seconds and peak memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        Image.new("RGB", (4000, 3000), (90, 120, 160)).save(folder / "big.png")
+        text, copies = one_image_coco(n, rng, copy_rate)
+        path = folder / "instances.json"
+        path.write_text(text)
+        del text
+        size_mb = path.stat().st_size / 2**20
+        print(f"one image 4000x3000, {n} boxes ({copies} injected copies), COCO {size_mb:.0f} MB")
+        print(f"  {'stage':<16} {'seconds':>8} {'peak RSS MiB':>13}")
+        print(f"  {'(start)':<16} {0:8.2f} {peak_rss_mb():13.0f}")
+        seconds: dict[str, float] = {}
+        stages = [
+            ("load", lambda: load_annotations(path)),
+            ("validate", lambda: validate(state["dataset"])),
+            ("find", lambda: find_duplicate_boxes(state["dataset"])),
+            ("plan", lambda: plan_cleanup(state["dataset"], state["find"])),
+        ]
+        state: dict = {}
+        for name, run in stages:
+            with timed(seconds, name):
+                state["dataset" if name == "load" else name] = run()
+            print(f"  {name:<16} {seconds[name]:8.2f} {peak_rss_mb():13.0f}")
+        pairs = state["find"]
+        found = {p.b.id for p in pairs if p.b.id > n - copies}
+        print(f"pairs found: {len(pairs)}; injected copies found: {len(found)} of {copies}")
+        print(f"total seconds: {sum(seconds.values()):.2f}; peak RSS {peak_rss_mb():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -405,3 +405,85 @@ def _coco(root: Path, images: list) -> Path:
     path = root / "instances.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path
+
+
+# -- review decisions ---------------------------------------------------------------------
+
+
+def _reviewable(root: Path, fmt: str) -> Path:
+    """One image with two duplicate pairs (boxes 2 and 4 to remove) and a label conflict."""
+    sys.path.insert(0, str(Path(__file__).parent / "annotations"))
+    from annotation_builders import coco_annotation, write_coco, write_voc, write_yolo, yolo_line
+
+    boxes = [
+        ("person", (10, 10, 60, 90)), ("person", (11, 10, 61, 90)),  # duplicate: 2 removed
+        ("cup", (100, 100, 140, 130)), ("cup", (101, 100, 140, 131)),  # duplicate: 4 removed
+        ("person", (200, 20, 260, 100)), ("dog", (201, 21, 261, 100)),  # label conflict
+    ]  # fmt: skip
+    classes = ["person", "dog", "cup"]
+    if fmt == "coco":
+        anns = [
+            coco_annotation(n + 1, 1, classes.index(c) + 1, [x0, y0, x1 - x0, y1 - y0])
+            for n, (c, (x0, y0, x1, y1)) in enumerate(boxes)
+        ]
+        return write_coco(root, anns)
+    if fmt == "yolo":
+        text = "".join(yolo_line(classes.index(c), b, (320, 240)) + "\n" for c, b in boxes)
+        return write_yolo(root, {"a": text})
+    return write_voc(root, {"a": boxes})
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+def test_review_decisions_are_applied_to_the_cleaned_annotations(tmp_path: Path, fmt) -> None:
+    from click.testing import CliRunner
+
+    from lookalike.annotations import load_annotations
+    from lookalike.cli_objects import objects_command
+    from lookalike.objects import decide, stored_decisions
+
+    source = _reviewable(tmp_path / "in", fmt)
+    db = tmp_path / "store.db"
+    find_object_duplicates(source, db=db, cross_image=False)
+    with Store(db) as store:
+        found: dict[str, list[int]] = {}
+        for fid, kind in store.conn.execute("SELECT id, kind FROM object_findings ORDER BY id"):
+            found.setdefault(kind, []).append(fid)
+        first, second = found["duplicate"]
+        (conflict,) = found["label-conflict"]
+        decide(store, first, "accept")
+        decide(store, second, "reject")
+        answer = decide(store, conflict, "label", side="b")  # it is a dog
+        assert [d["label"] for d in answer["decisions"].values()] == ["dog", "dog"]
+        with pytest.raises(ValueError, match="takes accept or reject"):
+            decide(store, first, "label", side="a")
+        decisions = stored_decisions(store, source)
+    assert sorted(decisions.removals.values()) == ["accept", "reject"]
+    assert len(decisions.labels) == 2
+    out = tmp_path / "out"
+    args = [str(source), "--db", str(db), "--no-cross-image", "--out", str(out), "--write", "-q"]
+    result = CliRunner().invoke(objects_command, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "1 removals accepted, 1 rejected, 1 boxes relabelled" in result.stdout
+    images = tmp_path / "in" / ("images" if fmt == "yolo" else "JPEGImages" if fmt == "voc" else "")
+    cleaned = load_annotations(out / source.name if fmt == "coco" else out, images_dir=images)
+    named = {"0": "person", "1": "dog", "2": "cup"}  # YOLO's data.yaml is above labels/
+    kept = sorted(
+        (named.get(a.label, a.label), tuple(round(v) for v in a.box)) for a in cleaned.annotations
+    )
+    assert kept == [
+        ("cup", (100, 100, 140, 130)),
+        ("cup", (101, 100, 140, 131)),  # the rejected removal: kept
+        ("dog", (200, 20, 260, 100)),  # the conflict: both boxes are dogs, the later removed
+        ("person", (10, 10, 60, 90)),  # the accepted removal: its twin is gone
+    ]
+
+
+def test_deciding_about_a_finding_that_is_gone_says_to_reload(tmp_path: Path) -> None:
+    from lookalike.errors import StaleGroupError
+    from lookalike.objects import decide
+
+    source = _reviewable(tmp_path / "in", "coco")
+    db = tmp_path / "store.db"
+    find_object_duplicates(source, db=db, cross_image=False)
+    with Store(db) as store, pytest.raises(StaleGroupError, match="reload the page"):
+        decide(store, 999, "accept")

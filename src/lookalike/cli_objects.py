@@ -4,8 +4,11 @@ A thin shell over :func:`lookalike.objects.find_object_duplicates`: the within-i
 of :mod:`lookalike.annotations`, then (unless ``--no-cross-image``) a scan of the images
 folder into the store, conflicts between near-duplicate images and repeated objects
 across images; every finding is written to the store for the review UI. The human summary
-goes to stdout (or to stderr when ``--json -`` sends the report to stdout); every problem
-goes to stderr, one per line (``-q`` leaves them to the summary counts and ``--json``).
+goes to stdout (or to stderr when ``--json -`` sends the report to stdout), then a table of
+the findings (image, boxes, kind; the first 20 unless ``--all``); every problem goes to
+stderr, one per line (``-q`` leaves them to the summary counts and ``--json``). With
+``--out``/``--in-place`` the review decisions recorded in the store (the review UI's
+Objects page) are applied to the cleaned copy.
 
 Exit codes: 0 success (whether or not duplicates or problems were found); 1 a fatal
 error, printed as ``Error: ...``; 2 a usage error.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,10 +30,23 @@ from .annotations import (
     decision_log,
     write_cleaned,
 )
+from .annotations.decisions import Relabel, apply_decisions
 from .annotations.export import log_to_csv
 from .annotations.records import KEEP_RULES, CleanupPlan, WriteResult
-from .annotations.report import findings_line, problem_lines, summary_lines, write_lines
+from .annotations.report import (
+    FINDINGS_SHOWN,
+    finding_rows,
+    findings_line,
+    findings_table,
+    problem_lines,
+    summary_lines,
+    write_lines,
+)
 from .errors import LookalikeError
+from .store import Store
+
+if TYPE_CHECKING:
+    from .objects import ObjectsResult
 
 _UNIT = click.FloatRange(0.0, 1.0, min_open=True)
 
@@ -139,6 +156,12 @@ _UNIT = click.FloatRange(0.0, 1.0, min_open=True)
     help="Rewrite changed input files in place, backing each up to <name>.bak.",
 )
 @click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help=f"List every finding (default: the first {FINDINGS_SHOWN}; --json has them all).",
+)
+@click.option(
     "-q",
     "--quiet",
     is_flag=True,
@@ -160,6 +183,7 @@ def objects_command(
     out_dir: Path | None,
     dry_run: bool,
     in_place: bool,
+    show_all: bool,
     quiet: bool,
 ) -> None:
     """Run the checks, store the findings, (write the cleaned copy) and print the results."""
@@ -180,31 +204,69 @@ def objects_command(
                 cross_image=cross_image, settings=settings, progress=progress,
             )  # fmt: skip
         report = result.to_dict()
-        written = _write(result.dataset, result.plan, out_dir, dry_run=dry_run, in_place=in_place)
+        plan, relabels, decided = _reviewed(result, annotations, out_dir is not None or in_place)
+        written = _write(
+            result.dataset, plan, relabels, out_dir, dry_run=dry_run, in_place=in_place
+        )
     except LookalikeError as exc:
         raise click.ClickException(str(exc)) from exc
     if not quiet:
         for line in problem_lines(result.problems, per_kind=None):
             click.echo(line, err=True)
-    _save(json_path, json.dumps(report, indent=2))
-    _save(csv_path, log_to_csv(decision_log(result.plan)))
+    if json_path is not None:
+        _save(json_path, json.dumps(report, indent=2))
+    if csv_path is not None:
+        _save(csv_path, log_to_csv(decision_log(plan, relabels)))
     lines = summary_lines(report) + [findings_line(report)]
     if result.store is not None:
         lines.append(f"store: {result.store}")
+    names = {key: entry.name or str(key) for key, entry in result.dataset.images.items()}
+    rows = finding_rows(report, lambda key: names.get(key, key))
+    lines += findings_table(rows, limit=None if show_all else FINDINGS_SHOWN)
+    lines += [decided] if decided else []
     lines += write_lines(written) if written is not None else []
     for line in lines:
         click.echo(line, err=to_stdout)
 
 
+def _reviewed(
+    result: ObjectsResult, annotations: Path, writing: bool
+) -> tuple[CleanupPlan, tuple[Relabel, ...], str]:
+    """The plan and relabels after the store's review decisions, and a line saying so."""
+    from .objects import stored_decisions
+
+    if not writing or result.store is None:
+        return result.plan, (), ""
+    with Store(result.store) as store:
+        decisions = stored_decisions(store, annotations)
+    if not decisions:
+        return result.plan, (), ""
+    plan, relabels = apply_decisions(result.dataset, result.pairs, result.plan, decisions)
+    accepted = sum(d == "accept" for d in decisions.removals.values())
+    line = (
+        f"review decisions from {result.store}: {accepted} removals accepted, "
+        f"{len(decisions.removals) - accepted} rejected, {len(relabels)} boxes relabelled"
+    )
+    return plan, relabels, line
+
+
 def _write(
-    dataset: Dataset, plan: CleanupPlan, out_dir: Path | None, *, dry_run: bool, in_place: bool
+    dataset: Dataset,
+    plan: CleanupPlan,
+    relabels: tuple[Relabel, ...],
+    out_dir: Path | None,
+    *,
+    dry_run: bool,
+    in_place: bool,
 ) -> WriteResult | None:
     """Write (or dry-run) the cleaned annotations when --out or --in-place is given."""
     if out_dir is None and not in_place:
         return None
     target = out_dir if out_dir is not None else dataset.raw.root
     try:
-        return write_cleaned(dataset, plan, target, dry_run=dry_run, overwrite=in_place)
+        return write_cleaned(
+            dataset, plan, target, dry_run=dry_run, overwrite=in_place, relabels=relabels
+        )
     except OSError as exc:
         where = f" '{exc.filename}'" if exc.filename else ""
         raise click.ClickException(

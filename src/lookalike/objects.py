@@ -37,6 +37,12 @@ SQLite store, in tables this module creates on the store's connection:
     ``[x0, y0, x1, y1]``; for a ``missing`` box, ``box_b`` is where it should be in image
     b and ``annotation_b`` is NULL), ``score`` (IoU or similarity), ``evidence`` (JSON).
     Actions: ``keep`` / ``remove`` (the cleanup plan), ``review``, ``missing``, or NULL.
+``object_decisions``
+    a person's review decisions, kept across re-runs: ``annotations`` (as in
+    ``object_runs``), ``annotation_id`` (JSON), ``removal`` (``accept`` | ``reject`` the
+    removal of this duplicate box, or NULL), ``label_from`` (JSON id of the annotation whose
+    class this box gets, or NULL), ``label`` (that class's name), ``decided`` (time).
+    ``lookalike objects --out DIR --write`` applies them (:func:`stored_decisions`).
 ``objects`` (a view)
     what the review UI's objects page draws: one row per box and finding kind of the
     finished runs (``path``, ``annotation_id``, ``label``, ``box``, ``kind``, ``reason``,
@@ -77,10 +83,11 @@ from .annotations import (
 )
 from .annotations.crops import CROP_PX, MIN_BOX_PX, feature_crops
 from .annotations.crossimage import MATCH_IOU, image_resolver
+from .annotations.decisions import Decisions
 from .annotations.records import CrossImageFindings, KeepRule, SkippedPair
 from .annotations.repeats import RepeatSettings, find_repeated_objects
 from .annotations.report import finding_counts
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, StaleGroupError, StoreError
 from .records import Group
 from .store import Store, default_store_path, from_blob, to_blob
 
@@ -454,6 +461,15 @@ CREATE TABLE IF NOT EXISTS object_findings (
     evidence TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS object_findings_run ON object_findings(run_id, kind);
+CREATE TABLE IF NOT EXISTS object_decisions (
+    annotations TEXT NOT NULL,
+    annotation_id TEXT NOT NULL,
+    removal TEXT CHECK (removal IN ('accept', 'reject')),
+    label_from TEXT,
+    label TEXT,
+    decided REAL NOT NULL,
+    PRIMARY KEY (annotations, annotation_id)
+) WITHOUT ROWID;
 """
 
 _VIEW = """
@@ -702,3 +718,141 @@ def stored_findings(store: Store, *, kind: str | None = None) -> list[dict[str, 
         item.update(score=row[13], evidence=json.loads(row[14]), annotations=row[15])
         out.append(item)
     return out
+
+
+# -- review decisions -------------------------------------------------------------------
+
+DECISION_ACTIONS = ("accept", "reject", "label", "clear")
+"""What a person can decide about a finding (see :func:`decide`)."""
+
+
+def decide(
+    store: Store, finding_id: int, action: str, *, side: str | None = None
+) -> dict[str, Any]:
+    """Record a review decision about one finding of the store.
+
+    Args:
+        store: The store holding the finding.
+        finding_id: ``object_findings.id``.
+        action: For a ``duplicate``: ``accept`` (remove the box the plan removes) or
+            ``reject`` (keep it). For a ``label-conflict``: ``label`` with ``side`` ``a``
+            or ``b``, the box whose class is right (both boxes get it). ``clear`` forgets
+            the finding's decision.
+        side: ``a`` or ``b`` for ``label``.
+
+    Returns:
+        ``{"finding", "kind", "annotations", "decisions": {annotation id: decision}}``.
+
+    Raises:
+        ConfigError: ``action`` or ``side`` does not fit the finding.
+        StaleGroupError: The finding is not in the store (a re-run renumbers findings).
+    """
+    create_tables(store)
+    finding = _finding(store, finding_id)
+    kind, name = finding["kind"], finding["annotations"]
+    if action not in DECISION_ACTIONS:
+        raise ConfigError(
+            f"Unknown decision {action!r}; choose from: {', '.join(DECISION_ACTIONS)}."
+        )
+    ids = [finding[s]["id"] for s in ("a", "b") if finding[s]["id"] is not None]
+    if action == "clear":
+        column = "label_from = NULL, label = NULL" if kind == "label-conflict" else "removal = NULL"
+        with store.transaction() as conn:
+            conn.executemany(
+                f"UPDATE object_decisions SET {column} WHERE annotations = ? AND annotation_id = ?",
+                [(name, json.dumps(i)) for i in ids],
+            )
+            conn.execute(
+                "DELETE FROM object_decisions WHERE removal IS NULL AND label_from IS NULL"
+            )
+    elif kind == "duplicate" and action in ("accept", "reject"):
+        target = [finding[s]["id"] for s in ("a", "b") if finding[s]["action"] == "remove"]
+        if not target:
+            raise ConfigError(f"Finding {finding_id} removes no box; there is nothing to {action}.")
+        _upsert(store, name, target, "removal", action)
+    elif kind == "label-conflict" and action == "label" and side in ("a", "b"):
+        chosen = finding[side]
+        _upsert(store, name, ids, "label_from", json.dumps(chosen["id"]), label=chosen["label"])
+    else:
+        what = "accept or reject" if kind == "duplicate" else "label with side=a|b"
+        if kind not in ("duplicate", "label-conflict"):
+            what = "nothing (it is shown for information)"
+        raise ConfigError(f"A {kind} finding takes {what}, not {action!r}.")
+    return {
+        "finding": finding_id,
+        "kind": kind,
+        "annotations": name,
+        "decisions": {json.dumps(i): d for i, d in decisions_for(store, name, ids).items()},
+    }
+
+
+def _finding(store: Store, finding_id: int) -> dict[str, Any]:
+    row = store.conn.execute(
+        "SELECT f.kind, r.annotations, f.annotation_a, f.label_a, f.action_a, f.annotation_b, "
+        "f.label_b, f.action_b FROM object_findings f JOIN object_runs r ON r.id = f.run_id "
+        "WHERE f.id = ? AND r.status = 'done'",
+        (finding_id,),
+    ).fetchone()
+    if row is None:
+        raise StaleGroupError(
+            f"Finding {finding_id} is not in the store any more (each `lookalike objects` run "
+            "renumbers the findings); reload the page."
+        )
+    side = {
+        s: {"id": json.loads(aid) if aid is not None else None, "label": label, "action": act}
+        for s, (aid, label, act) in (("a", row[2:5]), ("b", row[5:8]))
+    }
+    return {"kind": row[0], "annotations": row[1], **side}
+
+
+def _upsert(
+    store: Store,
+    name: str,
+    ids: Sequence[Any],
+    column: str,
+    value: str,
+    *,
+    label: str | None = None,
+) -> None:
+    extra = ", label = excluded.label" if column == "label_from" else ""
+    with store.transaction() as conn:
+        conn.executemany(
+            f"INSERT INTO object_decisions (annotations, annotation_id, {column}, label, decided) "
+            f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (annotations, annotation_id) DO UPDATE SET "
+            f"{column} = excluded.{column}, decided = excluded.decided{extra}",
+            [(name, json.dumps(i), value, label, time.time()) for i in ids],
+        )
+
+
+def decisions_for(store: Store, name: str, ids: Sequence[Any]) -> dict[Any, dict[str, Any]]:
+    """``{annotation id: {"removal", "label_from", "label"}}`` of the decided ones in ``ids``."""
+    out = {}
+    for i in ids:
+        row = store.conn.execute(
+            "SELECT removal, label_from, label FROM object_decisions "
+            "WHERE annotations = ? AND annotation_id = ?",
+            (name, json.dumps(i)),
+        ).fetchone()
+        if row is not None:
+            label_from = json.loads(row[1]) if row[1] is not None else None
+            out[i] = {"removal": row[0], "label_from": label_from, "label": row[2]}
+    return out
+
+
+def stored_decisions(store: Store, annotations_path: str | os.PathLike[str]) -> Decisions:
+    """The review decisions recorded for an annotation set (empty without any)."""
+    exists = store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'object_decisions'"
+    ).fetchone()
+    if exists is None:
+        return Decisions()
+    removals, labels = {}, {}
+    for aid, removal, label_from in store.conn.execute(
+        "SELECT annotation_id, removal, label_from FROM object_decisions WHERE annotations = ?",
+        (os.path.abspath(annotations_path),),
+    ):
+        if removal is not None:
+            removals[json.loads(aid)] = removal
+        if label_from is not None:
+            labels[json.loads(aid)] = json.loads(label_from)
+    return Decisions(removals, labels)

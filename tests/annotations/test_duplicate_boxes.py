@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lookalike.annotations import DEFAULT_IOU, Thresholds, find_duplicate_boxes
-from lookalike.annotations.geometry import iou_matrix, overlap, sweep_pairs
+from lookalike.annotations.geometry import grid_pairs, iou_matrix, overlap, sweep_pairs
 from lookalike.annotations.synthetic import MAX_DISTINCT_IOU, iou, jitter_box, make_scene
 from lookalike.errors import ConfigError
 
@@ -263,3 +263,132 @@ def test_absurd_coordinates_in_one_image_do_not_hide_pairs_in_others() -> None:
         }
     )
     assert [(p.a.id, p.b.id) for p in find_duplicate_boxes(dataset)] == [(3, 4)]
+
+
+def reference_pairs(dataset, thr: Thresholds, per_class=None) -> list[tuple[str, int, int, str]]:
+    """Every pair of every image tested directly with the documented rule (no search)."""
+    anns = dataset.annotations
+    limit = {
+        a.label: Thresholds(**{**thr.__dict__, **(per_class or {}).get(a.label, {})}) for a in anns
+    }
+    found = []
+    for image in dataset.images:
+        rows = np.array([n for n, a in enumerate(anns) if a.image == image and usable(a.box)])
+        i, j = (rows[k].astype(int) for k in np.triu_indices(len(rows), 1))
+        if not len(i):
+            continue
+        m = overlap(np.array([anns[n].box for n in i]), np.array([anns[n].box for n in j]))
+        pairs = zip(i.tolist(), j.tolist(), strict=True)
+        t = np.array([stricter(limit[anns[a].label], limit[anns[b].label]) for a, b in pairs])
+        by_iou = m.iou >= t[:, 0]
+        by_containment = (m.containment >= t[:, 1]) & (m.area_ratio >= t[:, 2])
+        for k in np.flatnonzero((m.intersection > 0) & (by_iou | by_containment)).tolist():
+            a, b = anns[i[k]], anns[j[k]]
+            kind = "duplicate" if a.category == b.category else "label-conflict"
+            found.append((int(i[k]), int(j[k]), kind, "iou" if by_iou[k] else "containment"))
+    return [(kind, n + 1, k + 1, rule) for n, k, kind, rule in sorted(found)]
+
+
+def usable(box) -> bool:
+    return all(map(math.isfinite, box)) and box[2] > box[0] and box[3] > box[1]
+
+
+def stricter(a: Thresholds, b: Thresholds) -> tuple[float, float, float]:
+    return max(a.iou, b.iou), max(a.containment, b.containment), max(a.area_ratio, b.area_ratio)
+
+
+def random_boxes(rng: np.random.Generator, n: int) -> list[tuple[str, tuple[float, ...]]]:
+    """Boxes of sizes from 0.01 to 5,000 px, with copies, exact twins, nested and edge cases."""
+    scale = 10 ** rng.uniform(-2, 3.7, n)
+    wh = scale[:, None] * rng.uniform(0.3, 3, (n, 2))
+    xy = rng.uniform(-3000, 8000, (n, 2)) * rng.choice([1e-3, 1, 1], (n, 1))
+    base = np.hstack([xy, xy + wh])
+    kinds = rng.integers(0, 6, n)
+    boxes = base.copy()
+    for k in range(1, n):
+        src = base[rng.integers(0, k)]
+        w, h = src[2] - src[0], src[3] - src[1]
+        if kinds[k] == 1:  # a jittered copy
+            boxes[k] = src + rng.uniform(-0.12, 0.12, 4) * [w, h, w, h]
+        elif kinds[k] == 2:  # an exact twin
+            boxes[k] = src
+        elif kinds[k] == 3:  # nested, tighter or larger by up to 1/f
+            f = rng.uniform(0.6, 1.0)
+            boxes[k] = [src[0], src[1], src[0] + w * f, src[1] + h * rng.uniform(0.75, 1.35)]
+        elif kinds[k] == 4:  # touching edge to edge (intersection 0)
+            boxes[k] = [src[2], src[1], src[2] + w, src[3]]
+    labels = rng.choice(["cat", "dog", "cup"], n, p=[0.6, 0.3, 0.1])
+    return [(str(lb), tuple(map(float, b))) for lb, b in zip(labels, boxes, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("seed", "thr", "per_class"),
+    [
+        (0, Thresholds(), None),
+        (1, Thresholds(), {"dog": {"iou": 0.9}}),
+        (2, Thresholds(0.5, 0.9, 0.6), None),
+        (3, Thresholds(0.3, 0.8, 0.3), None),  # f < 0.5: levels span a factor 1/f
+        (4, Thresholds(1.0, 1.0, 1.0), None),  # exact twins only
+        (5, Thresholds(0.9, 0.95, 0.9), {"cup": {"iou": 0.6, "area_ratio": 0.5}}),
+        (6, Thresholds(0.05, 0.1, 0.05), None),  # very loose: wide neighbourhoods
+        (7, Thresholds(1e-12, 1e-12, 1e-12), None),  # any overlap: levels span everything
+    ],
+)
+def test_grid_search_gives_the_brute_force_pairs(seed: int, thr: Thresholds, per_class) -> None:
+    rng = np.random.default_rng(seed)
+    by_image = {g: random_boxes(rng, int(rng.integers(1, 220))) for g in range(6)}
+    by_image[6] = []  # an image without boxes
+    by_image[7] = [("cat", (5.0, 5.0, 6.0, 6.0))]  # one box
+    dataset = datasets_in_memory(by_image)
+    expected = reference_pairs(dataset, thr, per_class)
+    found = find_duplicate_boxes(
+        dataset,
+        iou=thr.iou,
+        containment=thr.containment,
+        area_ratio=thr.area_ratio,
+        per_class=per_class,
+    )
+    assert [(p.kind, p.a.id, p.b.id, p.rule) for p in found] == expected
+    assert len(expected) >= 20  # real matches of both kinds are exercised
+    assert {k for k, *_ in expected} == {"duplicate", "label-conflict"}
+
+
+def test_grid_pairs_yield_every_matching_pair_once_and_few_others() -> None:
+    rng = np.random.default_rng(9)
+    n = 1500
+    xy = rng.uniform(0, 2000, (n, 2))
+    boxes = np.hstack([xy, xy + rng.uniform(8, 200, (n, 2))])
+    boxes = np.vstack([boxes, boxes[:300] + rng.uniform(-2, 2, (300, 4))])
+    groups = np.zeros(len(boxes), dtype=np.int64)
+    pairs = [
+        p
+        for i, j in grid_pairs(groups, boxes, 0.75, chunk=1000)
+        for p in zip(i.tolist(), j.tolist(), strict=True)
+    ]
+    assert len({frozenset(p) for p in pairs}) == len(pairs)  # each pair once
+    assert all(i != j for i, j in pairs)
+    i, j = np.triu_indices(len(boxes), 1)
+    m = overlap(boxes[i], boxes[j])
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    close = m.intersection >= 0.75 * np.maximum(area[i], area[j])
+    wanted = {frozenset(p) for p in zip(i[close].tolist(), j[close].tolist(), strict=True)}
+    assert len(wanted) >= 300 and wanted <= {frozenset(p) for p in pairs}
+    assert len(pairs) < 10 * len(boxes)  # a neighbourhood, not the whole image
+
+
+def test_candidates_grow_with_the_neighbourhood_not_the_square_of_an_image(monkeypatch) -> None:
+    """40,000 boxes on one 4000x3000 image: the search compares each with a few neighbours."""
+    from lookalike.annotations import duplicates
+
+    rng = np.random.default_rng(2)
+    n = 40_000
+    xy = rng.uniform(0, [4000, 3000], (n, 2))
+    boxes = np.hstack([xy, xy + 10 ** rng.uniform(0.9, 2.3, (n, 2))])
+    dataset = datasets_in_memory({1: [("cat", tuple(b)) for b in boxes.tolist()]})
+    examined = []
+    real = duplicates._matches
+    monkeypatch.setattr(
+        duplicates, "_matches", lambda t, a, i, j: examined.append(len(i)) or real(t, a, i, j)
+    )
+    find_duplicate_boxes(dataset)
+    assert sum(examined) < 10 * n  # before (a sweep over x only): about 100 per box

@@ -25,6 +25,17 @@ def coco(tmp_path: Path) -> Path:
     return write_coco(tmp_path / "in", annotations)
 
 
+TABLE = [
+    "kind            image  boxes                                                      detail",
+    "duplicate       a.jpg  #1 person [10, 10, 110, 110] ~ #2 person [9, 9, 111, 111]  iou 0.96; "
+    "remove #2",
+    "label-conflict  a.jpg  #1 person [10, 10, 110, 110] ~ #3 dog [11, 10, 111, 111]   iou 0.97; "
+    "review",
+    "label-conflict  a.jpg  #2 person [9, 9, 111, 111] ~ #3 dog [11, 10, 111, 111]     iou 0.97; "
+    "review",
+]
+
+
 def run(*args: str):
     return CliRunner().invoke(objects_command, list(args), catch_exceptions=False)
 
@@ -42,6 +53,7 @@ def test_summary_on_stdout_and_problems_on_stderr(coco: Path) -> None:
         "boxes to remove: 1 (keep=first)",
         "cross-image checks: not run (--no-cross-image)",
         "findings: duplicate 1, label-conflict 2, cross-image-conflict 0, repeated-object 0",
+        *TABLE,
     ]
     assert result.stderr.splitlines() == [
         f"error: {coco}: annotation 4 (9) uses category_id 9, which is not in 'categories' "
@@ -66,6 +78,7 @@ def test_cross_image_checks_scan_the_images_into_the_store(coco: Path, tmp_path:
         "within one image or its near-duplicates",
         "findings: duplicate 1, label-conflict 2, cross-image-conflict 0, repeated-object 0",
         f"store: {db}",
+        *TABLE,
     ]
     assert db.is_file()
 
@@ -173,3 +186,21 @@ def test_every_problem_is_listed(tmp_path: Path) -> None:
     result = run(str(path))
     assert len(result.stderr.splitlines()) == 30
     assert "problems: 30 (unknown-class 30)" in result.stdout
+
+
+def test_findings_are_listed_capped_with_a_flag_to_show_all(tmp_path: Path) -> None:
+    boxes = [ann(2 * k + 1, 1, 1, [k * 12, 5, 10, 10]) for k in range(25)]
+    boxes += [ann(2 * k + 2, 1, 1, [k * 12, 5, 10, 10]) for k in range(25)]
+    path = write_coco(tmp_path, boxes, images=[{"id": 1, "file_name": "a.jpg", "width": 320,
+                                                "height": 240}])  # fmt: skip
+    lines = run(str(path), "--no-cross-image", "-q").stdout.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("kind ")))
+    table = lines[header + 1 :]
+    assert len(table) == 21 and table[-1] == (
+        "... and 5 more findings (--all lists every one; --json has them all)"
+    )
+    assert table[0].split() == ["duplicate", "a.jpg", "#1", "person", "[0,", "5,", "10,", "15]",
+                                "~", "#2", "person", "[0,", "5,", "10,", "15]", "iou", "1.00;",
+                                "remove", "#2"]  # fmt: skip
+    every = run(str(path), "--no-cross-image", "-q", "--all").stdout.splitlines()
+    assert len(every[header + 1 :]) == 25 and not every[-1].startswith("...")

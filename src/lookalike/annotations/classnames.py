@@ -13,6 +13,9 @@ from pathlib import Path
 YAML_NAMES: tuple[str, ...] = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
 LIST_NAMES: tuple[str, ...] = ("classes.txt", "obj.names", "coco.names")
 
+MAX_CLASS_FILE_BYTES = 4 * 2**20
+"""Largest class-name file read (4 MiB: tens of thousands of names)."""
+
 _NAMES_LINE = re.compile(r"^names\s*:(.*)$")
 _NC_LINE = re.compile(r"^nc\s*:\s*(\d+)")
 
@@ -46,11 +49,32 @@ def _class_file_in(folder: Path) -> Path | None:
     return next((p for p in listed if p.is_file()), None)
 
 
-def _has_names_key(path: Path) -> bool:
-    """True when the YAML file has a top-level ``names:`` line."""
+def _read_text(path: Path) -> str:
+    """The text of a class file (at most :data:`MAX_CLASS_FILE_BYTES`).
+
+    Raises:
+        ClassNamesError: The file cannot be read, is too large or is not UTF-8.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        size = path.stat().st_size
+        if size > MAX_CLASS_FILE_BYTES:
+            raise ClassNamesError(
+                f"'{path}' is too large for a class-name file ({size:,} bytes; the limit is "
+                f"{MAX_CLASS_FILE_BYTES:,})"
+            )
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClassNamesError(f"cannot read '{path}': {exc}") from exc
+
+
+def _has_names_key(path: Path) -> bool:
+    """True when the YAML file has a top-level ``names:`` line (or is too large to tell:
+    :func:`read_class_names` then reports it)."""
+    try:
+        if path.stat().st_size > MAX_CLASS_FILE_BYTES:
+            return True
+        text = _read_text(path)
+    except (OSError, ClassNamesError):
         return False
     return any(_NAMES_LINE.match(line) for line in text.splitlines())
 
@@ -62,10 +86,7 @@ def read_class_names(path: Path) -> dict[int, str]:
         ClassNamesError: The file cannot be decoded or its ``names`` are not a list or an
             index mapping.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClassNamesError(f"cannot read '{path}': {exc}") from exc
+    text = _read_text(path)
     if path.suffix.lower() in (".yaml", ".yml"):
         return parse_yaml_names(text)
     return {n: name for n, name in enumerate(_list_lines(text))}
@@ -112,21 +133,35 @@ def _names_value(rest: str, following: list[str]) -> dict[int, str]:
 
 
 def _collect_flow(inline: str, following: list[str]) -> str:
-    """Join a flow collection that may continue over several lines until it closes."""
+    """Join a flow collection that may continue over several lines until it closes.
+
+    Each line is scanned once (the quote state carries over), so a long list stays linear.
+    """
     closer = "]" if inline.startswith("[") else "}"
-    text = inline
+    pieces, quote = [inline], ""
+    closed, quote = _scan_for(closer, inline, quote)
     for line in following:
-        if _closed(text, closer):
+        if closed:
             break
-        text += " " + _strip_comment(line).strip()
-    if not _closed(text, closer):
+        piece = _strip_comment(line).strip()
+        pieces.append(piece)
+        closed, quote = _scan_for(closer, piece, quote)
+    if not closed:
         raise ClassNamesError(f"'names:' flow collection is not closed with {closer!r}")
+    text = " ".join(pieces)
     return text[: text.rindex(closer) + 1]
 
 
-def _closed(text: str, closer: str) -> bool:
-    """True when ``text`` contains ``closer`` outside quotes."""
-    return closer in _outside_quotes(text)
+def _scan_for(closer: str, text: str, quote: str) -> tuple[bool, str]:
+    """Whether ``closer`` occurs in ``text`` outside quotes, and the quote open at its end."""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == closer:
+            return True, quote
+    return False, quote
 
 
 def _block_value(following: list[str]) -> dict[int, str]:
@@ -174,19 +209,6 @@ def _split_flow(body: str) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
-def _outside_quotes(text: str) -> str:
-    """Return ``text`` with quoted parts removed."""
-    out, quote = "", ""
-    for char in text:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        else:
-            out += char
-    return out
-
-
 def _strip_comment(line: str) -> str:
     """Drop a ``# comment`` that starts outside quotes after whitespace or at the start."""
     quote = ""
@@ -214,8 +236,8 @@ def read_declared_count(path: Path) -> int | None:
     if path.suffix.lower() not in (".yaml", ".yml"):
         return None
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        text = _read_text(path)
+    except ClassNamesError:
         return None
     for line in text.splitlines():
         match = _NC_LINE.match(line)

@@ -65,6 +65,12 @@ def _read_bytes(path: Path) -> bytes:
     """Read the file or raise AnnotationFormatError saying why it cannot be read."""
     try:
         return path.read_bytes()
+    except MemoryError as exc:
+        raise AnnotationFormatError(
+            f"Cannot read COCO file '{path}': not enough memory to load it. Free memory, or "
+            "split the file into smaller ones.",
+            path=str(path),
+        ) from exc
     except OSError as exc:
         raise AnnotationFormatError(
             f"Cannot read COCO file '{path}': {exc.strerror or exc}. Check the path and "
@@ -77,6 +83,19 @@ def _parse_json(data: bytes, path: Path) -> dict[str, Any]:
     """Parse the document; raise AnnotationFormatError unless it is a COCO-like object."""
     try:
         doc = json.loads(data)
+    except RecursionError as exc:
+        raise AnnotationFormatError(
+            f"Cannot read COCO file '{path}': arrays or objects nested too deeply (a COCO "
+            "file needs a few levels; this one has about a thousand or more). Export it again "
+            "from the labelling tool.",
+            path=str(path),
+        ) from exc
+    except MemoryError as exc:
+        raise AnnotationFormatError(
+            f"Cannot read COCO file '{path}': not enough memory to parse its "
+            f"{len(data) / 2**20:,.0f} MiB. Free memory, or split the file into smaller ones.",
+            path=str(path),
+        ) from exc
     except UnicodeDecodeError as exc:
         raise AnnotationFormatError(
             f"Cannot read COCO file '{path}': not UTF-8 text ({exc.reason} at byte "
@@ -90,6 +109,12 @@ def _parse_json(data: bytes, path: Path) -> dict[str, Any]:
             "labelling tool.",
             path=str(path),
             line=exc.lineno,
+        ) from exc
+    except ValueError as exc:  # e.g. a number with more digits than int() accepts
+        raise AnnotationFormatError(
+            f"Cannot read COCO file '{path}': {str(exc).split(';')[0]}. Fix the file or "
+            "export it again from the labelling tool.",
+            path=str(path),
         ) from exc
     if not isinstance(doc, dict) or not ({"images", "annotations"} & doc.keys()):
         found = sorted(doc)[:5] if isinstance(doc, dict) else type(doc).__name__
@@ -258,13 +283,18 @@ def _xywh_to_box(bbox: Any) -> tuple[float, float, float, float] | None:
     """Convert ``[x, y, w, h]`` to ``(x0, y0, x1, y1)``; None unless four numbers."""
     if not isinstance(bbox, list | tuple) or len(bbox) != 4:
         return None
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox):
+    if any(type(v) not in _NUMBER_TYPES for v in bbox) and not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in bbox
+    ):
         return None
     try:
-        x, y, w, h = (float(v) for v in bbox)
+        x, y, w, h = map(float, bbox)
     except OverflowError:  # an integer too large for a float
         return None
     return (x, y, x + w, y + h)
+
+
+_NUMBER_TYPES = (int, float)  # the fast path of _xywh_to_box (subclasses take the slow one)
 
 
 def _as_list(items: Any, key: str, where: str, problems: list[Problem]) -> list[Any]:
@@ -301,23 +331,30 @@ def _malformed(where: str, at: int | str, what: str) -> Problem:
     return Problem("malformed-annotation", where, at, message)
 
 
-def write_coco(dataset: Dataset, drop: Iterable[int]) -> dict[str, bytes]:
+def write_coco(
+    dataset: Dataset, drop: Iterable[int], classes: Mapping[int, Any] | None = None
+) -> dict[str, bytes]:
     """Serialise the COCO document without the annotations at the positions in ``drop``.
 
     Args:
         dataset: A COCO dataset from :func:`read_coco`.
         drop: Positions in ``annotations`` (``Source.index``) to leave out.
+        classes: New ``category_id`` by position, for classes changed in review.
 
     Returns:
         ``{relative file name: new bytes}`` for the single JSON file.
     """
     name = dataset.raw.annotation_files[0]
     original = dataset.raw.files[name]
-    positions = set(drop)
-    if not positions:
+    positions, classes = set(drop), classes or {}
+    if not positions and not classes:
         return {name: original}
     doc = dict(dataset.raw.document)
-    doc["annotations"] = [a for n, a in enumerate(doc["annotations"]) if n not in positions]
+    doc["annotations"] = [
+        {**a, "category_id": classes[n]} if n in classes else a
+        for n, a in enumerate(doc["annotations"])
+        if n not in positions
+    ]
     return {name: _dump_like(doc, original)}
 
 

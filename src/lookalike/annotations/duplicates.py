@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import ConfigError
-from .geometry import overlap, sweep_pairs, valid_boxes
+from .geometry import grid_pairs, overlap, valid_boxes
 from .records import Annotation, BoxPair, Dataset
 
 DEFAULT_IOU = 0.75
@@ -122,9 +122,9 @@ def find_duplicate_boxes(
     """
     base = Thresholds(iou, containment, area_ratio).check()
     table, by_class = _table(dataset.annotations, base, per_class or {})
-    reach = 1.0 - min(t.min_overlap for t in by_class) + 1e-9
+    min_overlap = min(t.min_overlap for t in by_class) - 1e-9
     found: list[tuple[int, int, BoxPair]] = []
-    for i, j in sweep_pairs(table.groups, table.boxes, reach):
+    for i, j in grid_pairs(table.groups, table.boxes, min_overlap):
         found.extend(_matches(table, dataset.annotations, i, j))
     return [pair for _, _, pair in sorted(found, key=lambda t: (t[0], t[1]))]
 

@@ -14,7 +14,8 @@ Safety rules, in order of importance:
    old or the new file, never half of one.
 
 The decision log (``lookalike-removed.csv`` and ``lookalike-removed.json`` in
-``out_dir``) has one row per removed box and one per label conflict left for review.
+``out_dir``) has one row per removed box, one per box whose class was changed in review
+(``relabelled``) and one per label conflict left for review.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError, LookalikeError
 from .coco import write_coco
+from .decisions import Relabel
 from .records import Annotation, BoxPair, CleanupPlan, Dataset, Removal, WriteResult, WrittenFile
 from .voc import write_voc
 from .yolo import write_yolo
@@ -45,19 +48,30 @@ LOG_COLUMNS: tuple[str, ...] = (
     "kept_id", "kept_source", "kept_label", "kept_x0", "kept_y0", "kept_x1", "kept_y1",
     "iou", "containment",
 )  # fmt: skip
-"""Columns of the CSV decision log. ``action`` is ``removed`` or ``review``; for review
-rows (label conflicts, nothing removed) ``kept_*`` describes the other box."""
+"""Columns of the CSV decision log. ``action`` is ``removed``, ``relabelled`` or
+``review``; for review rows (label conflicts, nothing removed) ``kept_*`` describes the
+other box, for relabelled rows the box whose class was chosen (``label`` is the new class)."""
 
 
-def decision_log(plan: CleanupPlan) -> list[dict[str, Any]]:
-    """One row per removed box, then one per label conflict to review.
+def decision_log(plan: CleanupPlan, relabels: Sequence[Relabel] = ()) -> list[dict[str, Any]]:
+    """One row per removed box, then one per relabelled box, then one per conflict to review.
 
     Returns:
         Dicts with the keys of :data:`LOG_COLUMNS`, JSON-serialisable.
     """
     rows = [_removal_row(r) for r in plan.removals]
-    rows += [_review_row(p) for p in plan.review]
+    rows += [_relabel_row(r) for r in relabels]
+    resolved = {r.annotation.id for r in relabels}
+    rows += [_review_row(p) for p in plan.review if not {p.a.id, p.b.id} & resolved]
     return rows
+
+
+def _relabel_row(relabel: Relabel) -> dict[str, Any]:
+    """Decision-log row of one class change chosen in review."""
+    row: dict[str, Any] = {"action": "relabelled", "reason": "label-conflict-resolved"}
+    row.update(_side(relabel.annotation, ""), label=relabel.label)
+    row.update(_side(relabel.source, "kept_"))
+    return row
 
 
 def _removal_row(removal: Removal) -> dict[str, Any]:
@@ -110,6 +124,7 @@ def write_cleaned(
     *,
     dry_run: bool = True,
     overwrite: bool = False,
+    relabels: Sequence[Relabel] = (),
 ) -> WriteResult:
     """Write the annotations without the removed boxes, in the input's format.
 
@@ -122,6 +137,8 @@ def write_cleaned(
         dry_run: Report what would be written without touching the disk (the default).
         overwrite: Rewrite changed input files in place, after backing each up to
             ``<name>.bak``.
+        relabels: Class changes decided in review
+            (:func:`~lookalike.annotations.decisions.apply_decisions`).
 
     Returns:
         Every file written (or that would be written), with removed counts and backups.
@@ -138,13 +155,13 @@ def write_cleaned(
         [('cleaned/instances.json', 3), ('cleaned/lookalike-removed.csv', 0), ...]
     """
     out = Path(out_dir)
-    contents = cleaned_contents(dataset, plan)
+    contents = cleaned_contents(dataset, plan, relabels)
     removed = _removed_per_file(dataset, plan)
     if overwrite:
         files = _plan_in_place(dataset, contents, removed)
     else:
         files = _plan_out_dir(dataset, contents, removed, out)
-    rows = decision_log(plan)
+    rows = decision_log(plan, relabels)
     logs = {".csv": log_to_csv(rows), ".json": log_to_json(plan, rows)}
     log_files = [_log_target(out, suffix, unique=overwrite) for suffix in logs]
     result = WriteResult(dry_run, tuple(files + log_files))
@@ -153,16 +170,24 @@ def write_cleaned(
     return result
 
 
-def cleaned_contents(dataset: Dataset, plan: CleanupPlan) -> dict[str, bytes]:
-    """New bytes of every input file (relative path -> bytes), removals applied."""
-    drop = _positions_per_file(dataset, plan)
+def cleaned_contents(
+    dataset: Dataset, plan: CleanupPlan, relabels: Sequence[Relabel] = ()
+) -> dict[str, bytes]:
+    """New bytes of every input file (relative path -> bytes), removals and relabels applied."""
+    removed = [r.annotation for r in plan.removals]
+    drop = _positions_per_file(dataset, removed)
+    relative = _relative(dataset)
+    classes: dict[str, dict[int, int | str]] = {}
+    for r in relabels:
+        source = r.annotation.source
+        classes.setdefault(relative[source.file], {})[source.index] = r.category
     if dataset.format == "coco":
         name = dataset.raw.annotation_files[0]
-        _check_coco_ids(dataset, plan)
-        return write_coco(dataset, drop.get(name, []))
+        _check_coco_ids(dataset, removed + [r.annotation for r in relabels])
+        return write_coco(dataset, drop.get(name, []), classes.get(name, {}))
     if dataset.format == "yolo":
-        return write_yolo(dataset, drop)
-    return write_voc(dataset, drop)
+        return write_yolo(dataset, drop, classes)
+    return write_voc(dataset, drop, classes)
 
 
 def _relative(dataset: Dataset) -> dict[str, str]:
@@ -171,15 +196,17 @@ def _relative(dataset: Dataset) -> dict[str, str]:
     return {str(root / rel): rel for rel in dataset.raw.annotation_files}
 
 
-def _positions_per_file(dataset: Dataset, plan: CleanupPlan) -> dict[str, list[int]]:
-    """``{relative file: [Source.index, ...]}`` of the removed annotations."""
+def _positions_per_file(
+    dataset: Dataset, annotations: Sequence[Annotation]
+) -> dict[str, list[int]]:
+    """``{relative file: [Source.index, ...]}`` of ``annotations``, in their order."""
     relative = _relative(dataset)
     drop: dict[str, list[int]] = {}
-    for removal in plan.removals:
-        source = removal.annotation.source
+    for ann in annotations:
+        source = ann.source
         if source.file not in relative:
             raise LookalikeError(
-                f"Annotation {removal.annotation.id!r} comes from '{source.file}', which is "
+                f"Annotation {ann.id!r} comes from '{source.file}', which is "
                 "not a file of this dataset. Plan the cleanup on the same dataset."
             )
         drop.setdefault(relative[source.file], []).append(source.index)
@@ -188,18 +215,19 @@ def _positions_per_file(dataset: Dataset, plan: CleanupPlan) -> dict[str, list[i
 
 def _removed_per_file(dataset: Dataset, plan: CleanupPlan) -> dict[str, int]:
     """Number of removed annotations per relative file."""
-    return {rel: len(p) for rel, p in _positions_per_file(dataset, plan).items()}
+    removed = [r.annotation for r in plan.removals]
+    return {rel: len(p) for rel, p in _positions_per_file(dataset, removed).items()}
 
 
-def _check_coco_ids(dataset: Dataset, plan: CleanupPlan) -> None:
-    """Make sure each removal still points at the COCO annotation with its id."""
+def _check_coco_ids(dataset: Dataset, annotations: Sequence[Annotation]) -> None:
+    """Make sure each annotation to change still is the COCO annotation with its id."""
     items = dataset.raw.document.get("annotations", [])
-    for removal in plan.removals:
-        index = removal.annotation.source.index
+    for ann in annotations:
+        index = ann.source.index
         item = items[index] if index < len(items) else None
-        if not isinstance(item, dict) or item.get("id") != removal.annotation.id:
+        if not isinstance(item, dict) or item.get("id") != ann.id:
             raise LookalikeError(
-                f"annotations[{index}] is not annotation {removal.annotation.id!r} any more; "
+                f"annotations[{index}] is not annotation {ann.id!r} any more; "
                 "the document changed after loading. Load it again and re-run."
             )
 

@@ -338,3 +338,73 @@ def write_lines(result: WriteResult) -> list[str]:
     if result.dry_run:
         lines.append("dry run: nothing was written; add --write to apply.")
     return lines
+
+
+FINDINGS_SHOWN = 20
+"""Findings the human listing shows before it says how many more there are."""
+
+
+def finding_rows(report: dict[str, Any], name_of: Any = str) -> list[tuple[str, str, str, str]]:
+    """``(kind, image, boxes, detail)`` per finding, in report order.
+
+    Args:
+        report: An objects report (:func:`objects_report`).
+        name_of: Maps an image key of the within-image findings to the name to show.
+    """
+    rows = []
+    removed = {r["id"] for r in report["removed"]}
+    for p in report["duplicates"]:
+        action = "review"
+        if p["kind"] == "duplicate":
+            gone = [x for x in (p["a"], p["b"]) if x["id"] in removed]
+            action = "remove " + _box_text(gone[0], short=True) if gone else "keep both"
+        boxes = f"{_box_text(p['a'])} ~ {_box_text(p['b'])}"
+        detail = f"{p['rule']} {p['iou']:.2f}; {action}"
+        rows.append((p["kind"], str(name_of(p["image"])), boxes, detail))
+    for c in report["cross_image_conflicts"]:
+        other = c["counterpart"]
+        there = _box_text(other) if other else f"nothing at {_coords(c['expected_box'])}"
+        boxes = f"{_box_text(c['annotation'])} ~ {there} in {_short(c['other_image'])}"
+        rows.append((c["kind"], _short(c["image"]), boxes, c["reason"]))
+    for g in report["object_groups"]:
+        rep = g["representative"]
+        for m in g["members"]:
+            if m["relation"] != "different-image":
+                continue
+            boxes = f"{_box_text(rep)} ~ {_box_text(m)} in {_short(m['image'])}"
+            detail = f"group {g['id']} score {m['score']:.2f}"
+            rows.append(("repeated-object", _short(rep["image"]), boxes, detail))
+    return rows
+
+
+def findings_table(rows: Sequence[tuple[str, str, str, str]], *, limit: int | None) -> list[str]:
+    """Aligned lines of :func:`finding_rows` under a header, at most ``limit`` rows."""
+    if not rows:
+        return []
+    shown = list(rows if limit is None else rows[:limit])
+    header = ("kind", "image", "boxes", "detail")
+    widths = [max(len(r[k]) for r in [header, *shown]) for k in range(3)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in [header, *shown]
+    ]
+    if len(rows) > len(shown):
+        more = len(rows) - len(shown)
+        lines.append(f"... and {more} more findings (--all lists every one; --json has them all)")
+    return [line.rstrip() for line in lines]
+
+
+def _box_text(box: dict[str, Any], *, short: bool = False) -> str:
+    """``#id label [x0, y0, x1, y1]`` (``#id`` alone when ``short``)."""
+    if short:
+        return f"#{box['id']}"
+    return f"#{box['id']} {box['label']} {_coords(box['box'])}"
+
+
+def _coords(box: Sequence[float] | None) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in box or ()) + "]"
+
+
+def _short(path: str, width: int = 40) -> str:
+    """A path cut to its last ``width`` characters."""
+    return path if len(path) <= width else "..." + path[-(width - 3) :]

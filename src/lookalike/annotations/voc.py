@@ -17,8 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from xml.parsers import expat
+from xml.sax.saxutils import escape
 
 from ..errors import AnnotationFormatError, LookalikeError
+from . import limits
 from .imagefiles import ImageLocator, read_size
 from .records import Annotation, Box, Dataset, ImageEntry, ImageKey, Problem, RawFiles, Source
 
@@ -27,11 +29,15 @@ _COORDS = ("xmin", "ymin", "xmax", "ymax")
 
 @dataclass(frozen=True)
 class Span:
-    """Byte range ``[start, end)`` of one top-level ``<object>`` and its first line."""
+    """Byte range ``[start, end)`` of one top-level ``<object>`` and its first line.
+
+    ``name`` is the byte range of the text of its own ``<name>`` child (``None`` if none).
+    """
 
     start: int
     end: int
     line: int
+    name: tuple[int, int] | None = None
 
 
 @dataclass
@@ -122,15 +128,22 @@ def _parse(
 ) -> tuple[ET.Element, list[Span]] | None:
     """Read and parse one file; report and return None when it is not usable VOC."""
     try:
-        data = xml.read_bytes()
+        data = limits.read_label_file(xml)
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror or exc}. Check its permissions."
         state.problems.append(Problem("malformed-file", where, None, message))
         return None
+    except limits.FileTooLargeError as exc:
+        state.problems.append(Problem("malformed-file", where, None, f"{exc}."))
+        return None
     state.files[rel] = data
     try:
+        spans = object_spans(data)  # first: it refuses entities and deep nesting
         tree = ET.fromstring(data)
-        spans = object_spans(data)
+    except RefusedXMLError as exc:
+        message = f"{exc}; the file is copied unchanged. Fix or re-export it."
+        state.problems.append(Problem("malformed-file", where, exc.line, message))
+        return None
     except (ET.ParseError, expat.ExpatError) as exc:
         line = getattr(exc, "position", (getattr(exc, "lineno", None),))[0]
         message = f"invalid XML ({exc}); the file is copied unchanged. Fix or re-export it."
@@ -146,30 +159,60 @@ def _parse(
     return tree, spans
 
 
+class RefusedXMLError(ValueError):
+    """Well-formed XML that no VOC file looks like and that could exhaust memory or stack."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 def object_spans(data: bytes) -> list[Span]:
     """Byte spans of the ``<object>`` children of the root element, in document order.
 
     Raises:
         xml.parsers.expat.ExpatError: ``data`` is not well-formed XML.
+        RefusedXMLError: ``data`` declares entities (which can expand to gigabytes) or
+            nests elements deeper than :data:`~.limits.MAX_XML_DEPTH`.
     """
     parser = expat.ParserCreate()
     depth = 0
     opened: list[tuple[int, int]] = []
     spans: list[Span] = []
+    name: list[int] = []  # start of the current object's <name> text, then its end
 
-    def start(name: str, attrs: object) -> None:
+    def entity(name: str, *args: object) -> None:
+        raise RefusedXMLError(
+            f"declares the entity {name!r} (<!ENTITY>), which Pascal VOC files never do; "
+            "refused so that entity expansion cannot exhaust memory",
+            parser.CurrentLineNumber,
+        )
+
+    def start(tag: str, attrs: object) -> None:
         nonlocal depth
         depth += 1
-        if depth == 2 and name == "object":
+        if depth > limits.MAX_XML_DEPTH:
+            raise RefusedXMLError(
+                f"elements nested more than {limits.MAX_XML_DEPTH} deep (VOC needs 4)",
+                parser.CurrentLineNumber,
+            )
+        if depth == 2 and tag == "object":
             opened.append((parser.CurrentByteIndex, parser.CurrentLineNumber))
+            name.clear()
+        elif depth == 3 and tag == "name" and opened and not name:
+            name.append(data.index(b">", parser.CurrentByteIndex) + 1)
 
-    def end(name: str) -> None:
+    def end(tag: str) -> None:
         nonlocal depth
-        if depth == 2 and name == "object":
+        if depth == 3 and tag == "name" and len(name) == 1:
+            name.append(parser.CurrentByteIndex)
+        if depth == 2 and tag == "object":
             begin, line = opened.pop()
-            spans.append(Span(begin, _element_end(data, parser.CurrentByteIndex), line))
+            text = (name[0], name[1]) if len(name) == 2 else None
+            spans.append(Span(begin, _element_end(data, parser.CurrentByteIndex), line, text))
         depth -= 1
 
+    parser.EntityDeclHandler = entity
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.Parse(data, True)
@@ -299,12 +342,17 @@ def _bndbox(element: ET.Element) -> tuple[Box | None, str]:
     return (x0, y0, x1, y1), ""
 
 
-def write_voc(dataset: Dataset, drop: Mapping[str, Iterable[int]]) -> dict[str, bytes]:
+def write_voc(
+    dataset: Dataset,
+    drop: Mapping[str, Iterable[int]],
+    classes: Mapping[str, Mapping[int, int | str]] | None = None,
+) -> dict[str, bytes]:
     """Return every file of the dataset with the given ``<object>`` elements cut out.
 
     Args:
         dataset: A VOC dataset from :func:`read_voc`.
         drop: ``{relative XML file: object positions (Source.index) to remove}``.
+        classes: ``{relative XML file: {object position: new <name>}}`` (review).
 
     Returns:
         ``{relative path: bytes}`` for every file read.
@@ -313,25 +361,31 @@ def write_voc(dataset: Dataset, drop: Mapping[str, Iterable[int]]) -> dict[str, 
         LookalikeError: A file no longer has the objects it had when it was read.
     """
     out = dict(dataset.raw.files)
-    for rel, indices in drop.items():
-        gone = sorted(set(indices))
-        if gone:
-            out[rel] = _cut_objects(out[rel], gone, rel)
+    classes = classes or {}
+    for rel in set(drop) | set(classes):
+        gone, names = sorted(set(drop.get(rel, ()))), classes.get(rel, {})
+        if gone or names:
+            out[rel] = _cut_objects(out[rel], gone, names, rel)
     return out
 
 
-def _cut_objects(data: bytes, gone: list[int], rel: str) -> bytes:
-    """Remove the objects at positions ``gone`` from ``data``."""
+def _cut_objects(data: bytes, gone: list[int], names: Mapping[int, int | str], rel: str) -> bytes:
+    """Remove the objects at positions ``gone`` and rename those in ``names``."""
     spans = object_spans(data)
-    if gone[-1] >= len(spans):
+    wanted = max([*gone, *names], default=-1)
+    if wanted >= len(spans):
         raise LookalikeError(
-            f"'{rel}' has {len(spans)} <object> elements, but object #{gone[-1] + 1} was to "
-            "be removed; the input changed after loading. Load it again and re-run."
+            f"'{rel}' has {len(spans)} <object> elements, but object #{wanted + 1} was to "
+            "be changed; the input changed after loading. Load it again and re-run."
         )
+    edits = [(*_whole_lines(data, spans[index]), b"") for index in gone]
+    for index, new in names.items():
+        where = spans[index].name
+        if where is not None and index not in gone:
+            edits.append((*where, escape(str(new)).encode("utf-8")))
     pieces, cursor = [], 0
-    for index in gone:
-        start, end = _whole_lines(data, spans[index])
-        pieces.append(data[cursor:start])
+    for start, end, text in sorted(edits):
+        pieces += [data[cursor:start], text]
         cursor = end
     pieces.append(data[cursor:])
     return b"".join(pieces)

@@ -18,11 +18,13 @@ rest: every other byte is unchanged.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AnnotationFormatError
+from . import limits
 from .classnames import ClassNamesError, find_class_file, read_class_names, read_declared_count
 from .imagefiles import IMAGE_EXTENSIONS, ImageLocator, read_size
 from .records import Annotation, Dataset, ImageEntry, ImageKey, Problem, RawFiles, Source
@@ -137,7 +139,10 @@ def _keep_class_file(state: _Reading, class_file: Path | None) -> None:
     """Keep the class file's bytes when it lies under the root, so export copies it."""
     if class_file is not None and class_file.is_relative_to(state.root):
         rel = class_file.relative_to(state.root).as_posix()
-        state.files[rel] = class_file.read_bytes()
+        try:
+            state.files[rel] = limits.read_label_file(class_file)
+        except (OSError, limits.FileTooLargeError):
+            pass  # _load_names reported it; an unreadable file cannot be copied
 
 
 def _raise_if_nothing_read(state: _Reading, labels: list[Path], path: Path) -> None:
@@ -177,10 +182,13 @@ def _read_label_file(state: _Reading, label: Path) -> None:
 def _read_bytes(state: _Reading, label: Path, where: str) -> bytes | None:
     """Read a label file; report it as malformed when unreadable or binary."""
     try:
-        data = label.read_bytes()
+        data = limits.read_label_file(label)
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror or exc}. Check its permissions."
         state.problems.append(Problem("malformed-file", where, None, message))
+        return None
+    except limits.FileTooLargeError as exc:
+        state.problems.append(Problem("malformed-file", where, None, f"{exc}."))
         return None
     if b"\0" in data:
         rel = label.relative_to(state.root).as_posix()
@@ -316,27 +324,45 @@ def _to_annotation(
     return Annotation(f"{rel}:{line.index + 1}", rel, label, box, source, line.class_id, line.extra)
 
 
-def write_yolo(dataset: Dataset, drop: Mapping[str, Iterable[int]]) -> dict[str, bytes]:
+def write_yolo(
+    dataset: Dataset,
+    drop: Mapping[str, Iterable[int]],
+    classes: Mapping[str, Mapping[int, int | str]] | None = None,
+) -> dict[str, bytes]:
     """Return every file of the dataset, with the given line indices removed.
 
     Args:
         dataset: A YOLO dataset from :func:`read_yolo`.
         drop: ``{relative label file: line indices (Source.index) to remove}``.
+        classes: ``{relative label file: {line index: new class index}}`` (review).
 
     Returns:
         ``{relative path: bytes}`` for every file read (class files and untouched label
         files byte-identical).
     """
     out = dict(dataset.raw.files)
-    for rel, indices in drop.items():
-        gone = set(indices)
-        if gone:
-            out[rel] = _drop_lines(out[rel], gone)
+    classes = classes or {}
+    for rel in set(drop) | set(classes):
+        gone, changed = set(drop.get(rel, ())), classes.get(rel, {})
+        if gone or changed:
+            out[rel] = _drop_lines(out[rel], gone, changed)
     return out
 
 
-def _drop_lines(data: bytes, gone: set[int]) -> bytes:
-    """Remove the lines at indices ``gone``; a UTF-8 byte-order mark always stays."""
+_FIRST_TOKEN = re.compile(rb"^(\s*)\S+")
+
+
+def _drop_lines(data: bytes, gone: set[int], classes: Mapping[int, int | str]) -> bytes:
+    """Remove the lines at indices ``gone`` and give the lines in ``classes`` a new class
+    (the first column; every other byte stays); a UTF-8 byte-order mark always stays."""
     bom = b"\xef\xbb\xbf" if data.startswith(b"\xef\xbb\xbf") else b""
     lines = data[len(bom) :].splitlines(keepends=True)
-    return bom + b"".join(line for n, line in enumerate(lines) if n not in gone)
+    kept = []
+    for n, line in enumerate(lines):
+        if n in gone:
+            continue
+        if n in classes:
+            new = str(classes[n]).encode()
+            line = _FIRST_TOKEN.sub(lambda m, new=new: m.group(1) + new, line, count=1)
+        kept.append(line)
+    return bom + b"".join(kept)

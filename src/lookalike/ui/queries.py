@@ -404,13 +404,16 @@ def has_objects_table(conn: sqlite3.Connection) -> bool:
     )
 
 
-def objects(conn: sqlite3.Connection, *, limit: int, offset: int) -> dict[str, Any]:
+def objects(
+    conn: sqlite3.Connection, *, limit: int, offset: int, kind: str | None = None
+) -> dict[str, Any]:
     """Duplicate boxes from the ``objects`` table, grouped by image.
 
     The table is written by the objects feature; its columns are read by name
     (``path``/``file_id``, ``label``, a box as ``x0,y0,x1,y1``, ``xmin..ymax``,
     ``x,y,w,h`` or a JSON ``box`` ``[x0, y0, x1, y1]``, and optional ``kind``,
     ``group_id``, ``action``, ``iou``), so it keeps working as that schema grows.
+    ``kind`` keeps only the boxes of that finding kind (when the table has a kind).
     """
     if not has_objects_table(conn):
         return {"available": False, "images": [], "total_images": 0, "columns": []}
@@ -431,6 +434,8 @@ def objects(conn: sqlite3.Connection, *, limit: int, offset: int) -> dict[str, A
             "total_images": 0,
         }
     rows = [dict(zip(cols, r, strict=True)) for r in conn.execute("SELECT * FROM objects")]
+    if kind and pick["kind"]:
+        rows = [r for r in rows if r[pick["kind"]] == kind]
     by_image: dict[Any, list[dict[str, Any]]] = {}
     for r in rows:
         key = r[pick["file_id"]] if pick["file_id"] else _as_path(r[pick["path"]])

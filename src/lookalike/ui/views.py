@@ -7,7 +7,7 @@ Pages (``X`` and ``X.json`` carry the same data)::
                       ?sort=&order=&relation=&root=&min_score=&spans=&page=&per_page=
     /groups/{id}      one group         /groups/{id}.json
     /failures         unreadable files  /failures.json  ?kind=failed|skipped&page=
-    /objects          duplicate boxes   /objects.json
+    /objects          duplicate boxes   /objects.json   ?kind=&page=   (ui/objects_page.py)
     /export           export preview    /export.json    (a dry run: nothing is touched)
     /export/list.{csv,json,txt}?list=all|keep|remove
 
@@ -24,6 +24,7 @@ Actions (POST, CSRF token required)::
     /bulk-exclude              min_score= [relation=] [root=] [dry_run=1]
     /export                    action=quarantine|copy dest=DIR [dry_run=1]
                                [mode=copy|hardlink|symlink]
+    /objects/decide            finding=ID action=accept|reject|label|clear [side=a|b]
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from ..errors import ConfigError
 from ..records import RELATIONS
 from ..store import Store
 from ..thumbnails import SIZES, difference_image, display_bytes, thumbnail_bytes
-from . import queries
+from . import objects_page, queries
 from .app import (
     CSRF_FIELD,
     JSON,
@@ -61,7 +62,6 @@ from .app import (
 from .queries import GroupQuery
 
 FAILURES_PER_PAGE = 100
-OBJECTS_PER_PAGE = 24
 PREVIEW_ROWS = 200
 
 
@@ -77,8 +77,6 @@ def routes(state: ReviewState) -> list[BaseRoute]:
         Route("/groups/{gid:int}.json", v.group),
         Route("/failures", v.failures),
         Route("/failures.json", v.failures),
-        Route("/objects", v.objects),
-        Route("/objects.json", v.objects),
         Route("/export", v.export_page),
         Route("/export.json", v.export_page),
         Route("/export/list.{fmt:str}", v.export_list),
@@ -92,6 +90,8 @@ def routes(state: ReviewState) -> list[BaseRoute]:
         Route("/bulk-exclude", v.post_bulk_exclude, methods=["POST"]),
         Route("/export", v.post_export, methods=["POST"]),
         Mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static"),
+        # -- Objects page and its review actions (ui/objects_page.py) --
+        *objects_page.routes(state),
     ]
 
 
@@ -249,22 +249,6 @@ class _Views:
         return render(
             self.state, request, "failures.html", data=data, rows=rows, kind=kind, nav="failures"
         )
-
-    def objects(self, request: Request) -> Response:
-        page = max(1, _int(request.query_params.get("page", 1), "page"))
-        with self.state.db() as store:
-            data = queries.objects(
-                store.conn, limit=OBJECTS_PER_PAGE, offset=(page - 1) * OBJECTS_PER_PAGE
-            )
-        data = {
-            "schema": "lookalike.objects/1",
-            "page": page,
-            "pages": max(1, math.ceil(data["total_images"] / OBJECTS_PER_PAGE)),
-            **data,
-        }
-        if wants_json(request):
-            return JSON(data)
-        return render(self.state, request, "objects.html", data=data, nav="objects")
 
     def export_page(self, request: Request) -> Response:
         page = max(1, _int(request.query_params.get("page", 1), "page"))
