@@ -243,6 +243,20 @@ def align(
     the translation (a rotation onto a larger canvas keeps the centre).
     """
     warp = _canvas_to_thumb(pa, pb, _similarity_from_screen(pa, pb, screen, mirror, centred))
+    return _refine(pa, pb, thumbs_a, thumbs_b, warp, mirror, limits, screen.response)
+
+
+def _refine(
+    pa: GeoPrepared,
+    pb: GeoPrepared,
+    thumbs_a: AlignThumbs,
+    thumbs_b: AlignThumbs,
+    warp: np.ndarray,
+    mirror: bool,
+    limits: GeometryLimits,
+    response: float,
+) -> Alignment | None:
+    """Check a first thumbnail map at 64 px, then refine it by ECC at 128 px."""
     m = int(mirror)
     if (
         _correlation(thumbs_a.half[0], thumbs_b.half[m], _rescale(warp, 0.5))
@@ -256,7 +270,7 @@ def align(
     except cv2.error:
         return None
     return _describe(
-        warp.astype(np.float64), pa.image_size, pb.image_size, float(cc), mirror, screen.response
+        warp.astype(np.float64), pa.image_size, pb.image_size, float(cc), mirror, response
     )
 
 
@@ -298,20 +312,7 @@ def align_crop(
     if best is None or best[0] < _MIN_CROP_MATCH:
         return None
     warp = _canvas_to_thumb(pa, pb, best[1])
-    if (
-        _correlation(thumbs_a.half[0], thumbs_b.half[m], _rescale(warp, 0.5))
-        < limits.min_initial_cc
-    ):
-        return None
-    try:
-        cc, warp = cv2.findTransformECC(
-            thumbs_a.full[0], thumbs_b.full[m], warp, cv2.MOTION_AFFINE, _ECC_CRITERIA, None, 1
-        )
-    except cv2.error:
-        return None
-    return _describe(
-        warp.astype(np.float64), pa.image_size, pb.image_size, float(cc), mirror, best[0]
-    )
+    return _refine(pa, pb, thumbs_a, thumbs_b, warp, mirror, limits, best[0])
 
 
 def _best_placement(
