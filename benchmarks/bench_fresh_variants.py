@@ -193,7 +193,8 @@ def variant_keys(transform: str) -> set[str]:
 class Tally:
     """Pair counts, recall per kind and false positives, summed over seeds."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_key: Callable[[dict[str, Any]], str] | None = None) -> None:
+        self.extra_key = extra_key  # one more line a variant counts in, from its truth entry
         self.counts = {"tp": 0, "pred": 0, "true": 0, "flagged": 0, "negatives": 0}
         self.kinds: dict[str, list[int]] = {}  # kind -> [found, total]
         self.false_positive_kinds: dict[str, int] = {}
@@ -209,7 +210,8 @@ class Tally:
         where = predicted_groups(result.groups, truth)
         for variant, info in truth.variant_of.items():
             hit = variant in where and where.get(info["original"]) == where[variant]
-            for key in variant_keys(info["transform"]):
+            keys = variant_keys(info["transform"])
+            for key in keys | ({self.extra_key(info)} if self.extra_key else set()):
                 found, total = self.kinds.get(key, [0, 0])
                 self.kinds[key] = [found + hit, total + 1]
         self._add_false_positives(truth, where)
@@ -276,9 +278,10 @@ def score_seeds(
     *,
     preset: str,
     keep: Path | None = None,
+    extra_key: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
     """Write a set per seed with ``write(folder, seed)``, scan, print its figures; sum them."""
-    tally = Tally()
+    tally = Tally(extra_key)
     for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
             base = (keep / f"seed{seed}") if keep else Path(tmp) / "set"
