@@ -185,9 +185,9 @@ def predicted_groups(groups: Sequence[Group], truth: Truth) -> dict[str, int]:
 
 
 def variant_keys(transform: str) -> set[str]:
-    """The lines a variant counts in: ``rot90+blur`` -> rot90, rot90 + light, + blur."""
+    """The lines a variant counts in: ``rot90+blur`` -> rot90, rot90 (paired), + blur."""
     first, *later = transform_parts(transform)
-    return {first, *([f"{first} + light"] if later else []), *(f"+ {k}" for k in later)}
+    return {first, *([f"{first} (paired)"] if later else []), *(f"+ {k}" for k in later)}
 
 
 class Tally:
@@ -197,6 +197,7 @@ class Tally:
         self.extra_key = extra_key  # one more line a variant counts in, from its truth entry
         self.counts = {"tp": 0, "pred": 0, "true": 0, "flagged": 0, "negatives": 0}
         self.kinds: dict[str, list[int]] = {}  # kind -> [found, total]
+        self.extra: dict[str, list[int]] = {}  # extra key -> [found, total]
         self.false_positive_kinds: dict[str, int] = {}
         self.failures = 0
 
@@ -210,10 +211,12 @@ class Tally:
         where = predicted_groups(result.groups, truth)
         for variant, info in truth.variant_of.items():
             hit = variant in where and where.get(info["original"]) == where[variant]
-            keys = variant_keys(info["transform"])
-            for key in keys | ({self.extra_key(info)} if self.extra_key else set()):
+            for key in variant_keys(info["transform"]):
                 found, total = self.kinds.get(key, [0, 0])
                 self.kinds[key] = [found + hit, total + 1]
+            if self.extra_key:
+                found, total = self.extra.get(self.extra_key(info), [0, 0])
+                self.extra[self.extra_key(info)] = [found + hit, total + 1]
         self._add_false_positives(truth, where)
 
     def _add_false_positives(self, truth: Truth, where: dict[str, int]) -> None:
@@ -230,15 +233,19 @@ class Tally:
     def summary(self) -> dict[str, Any]:
         c = self.counts
         p, r = c["tp"] / max(1, c["pred"]), c["tp"] / max(1, c["true"])
-        kinds = {k: {"recall": round(f / t, 4), "found": f, "total": t}
-                 for k, (f, t) in sorted(self.kinds.items())}  # fmt: skip
+        kinds, extra = _recalls(self.kinds), _recalls(self.extra)
         false_positives = dict(sorted(self.false_positive_kinds.items()))
         return {"precision": round(p, 4), "recall": round(r, 4),
                 "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
                 "true_pairs": c["true"], "predicted_pairs": c["pred"],
                 "hard_negatives_flagged": c["flagged"], "hard_negative_pairs": c["negatives"],
-                "failures": self.failures, "recall_by_kind": kinds,
+                "failures": self.failures, "recall_by_kind": kinds, "recall_by_extra": extra,
                 "false_positives_by_kind": false_positives}  # fmt: skip
+
+
+def _recalls(counts: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
+    return {k: {"recall": round(f / t, 4), "found": f, "total": t}
+            for k, (f, t) in sorted(counts.items())}  # fmt: skip
 
 
 def _label(truth: Truth, path: str) -> str:
@@ -258,14 +265,16 @@ def format_summary(summary: dict[str, Any], *, worst: int = 6) -> str:
         f"F1 {summary['f1']:.4f} hard negatives flagged {summary['hard_negatives_flagged']}/"
         f"{summary['hard_negative_pairs']} (true pairs {summary['true_pairs']}, "
         f"predicted {summary['predicted_pairs']}, failed files {summary['failures']})",
-        "recall by kind, all seeds ('K': K alone or first of a pair; 'K + light': K then a "
-        "light edit; '+ L': pairs whose second step is L):",
+        "recall by kind, all seeds ('K': K alone or first of a pair; 'K (paired)': K then a "
+        "second edit; '+ L': pairs whose second step is L):",
     ]
     kinds = summary["recall_by_kind"]
     for name, r in sorted(kinds.items(), key=lambda kv: (kv[1]["recall"], kv[0])):
         lines.append(f"  {name:<22} {r['recall']:.3f}  ({r['found']}/{r['total']})")
     ranked = sorted((r["recall"], k) for k, r in kinds.items() if "+" not in k)
     lines.append("worst kinds: " + ", ".join(f"{k} {v:.3f}" for v, k in ranked[:worst]))
+    for name, r in summary["recall_by_extra"].items():
+        lines.append(f"recall, {name}: {r['recall']:.3f}  ({r['found']}/{r['total']})")
     lines.append("false-positive pairs by what they join:")
     for label, n in summary["false_positives_by_kind"].items():
         lines.append(f"  {n:>4}  {label}")

@@ -261,8 +261,10 @@ def main() -> None:
         return write_small_set(folder, seed, variants=args.variants, sides=args.sides,
                                max_negative_group=args.max_negative_group)  # fmt: skip
 
-    summary = score_seeds(args.seeds, write, preset=args.preset, keep=args.keep,
-                          extra_key=lambda info: f"{info['params']['side']} px")  # fmt: skip
+    def side(info: dict[str, Any]) -> str:
+        return f"{info['params']['side']} px pictures"
+
+    summary = score_seeds(args.seeds, write, preset=args.preset, keep=args.keep, extra_key=side)
     print(format_summary(summary))
     if args.json:
         args.json.write_text(json.dumps({"seeds": args.seeds, **summary}, indent=1))
