@@ -271,7 +271,7 @@ def format_summary(summary: dict[str, Any], *, worst: int = 6) -> str:
     kinds = summary["recall_by_kind"]
     for name, r in sorted(kinds.items(), key=lambda kv: (kv[1]["recall"], kv[0])):
         lines.append(f"  {name:<22} {r['recall']:.3f}  ({r['found']}/{r['total']})")
-    ranked = sorted((r["recall"], k) for k, r in kinds.items() if "+" not in k)
+    ranked = sorted((r["recall"], k) for k, r in kinds.items() if not set("+(") & set(k))
     lines.append("worst kinds: " + ", ".join(f"{k} {v:.3f}" for v, k in ranked[:worst]))
     for name, r in summary["recall_by_extra"].items():
         lines.append(f"recall, {name}: {r['recall']:.3f}  ({r['found']}/{r['total']})")
