@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,12 +18,15 @@ from PIL import Image, ImageOps
 
 from lookalike.errors import ConfigError
 from lookalike.testing import (
+    HARD_VARIANT_KINDS,
     SHAPE_KINDS,
     VARIANT_KINDS,
     ZOO_UPRIGHT_TWINS,
     DatasetTruth,
     encode_image,
     make_hard_negative,
+    make_hard_variant,
+    make_labelled_variant,
     make_photo,
     make_variant,
     save_image,
@@ -171,6 +175,179 @@ def test_grayscale_variant_has_no_colour(photo: Image.Image) -> None:
 def test_unknown_variant_kind_lists_the_choices(photo: Image.Image) -> None:
     with pytest.raises(ValueError, match="'mosaic'.*jpeg_quality, resize"):
         make_variant(photo, "mosaic", 0)
+
+
+# --- make_hard_variant ----------------------------------------------------------------------
+
+_TURNS = {
+    "rot90": Image.Transpose.ROTATE_270, "rot180": Image.Transpose.ROTATE_180,
+    "rot270": Image.Transpose.ROTATE_90, "vflip": Image.Transpose.FLIP_TOP_BOTTOM,
+    "transpose": Image.Transpose.TRANSPOSE, "transverse": Image.Transpose.TRANSVERSE,
+}  # fmt: skip
+"""Each pixel turn, and the turn that undoes it."""
+
+
+def _arr(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB"), np.int16)
+
+
+@pytest.mark.parametrize("kind", HARD_VARIANT_KINDS)
+def test_hard_variant_is_deterministic_and_leaves_the_input(photo: Image.Image, kind: str) -> None:
+    variant = make_hard_variant(photo, kind, rng=3)
+    again, params = make_labelled_variant(photo, kind, np.random.default_rng(3))
+    assert variant.tobytes() == again.tobytes() and variant.size == again.size
+    assert variant.mode == "RGB"
+    assert variant.tobytes() != photo.tobytes() or variant.size != photo.size
+    assert json.loads(json.dumps(params)) == params  # fits in truth.json
+    assert photo.tobytes() == make_photo(0)[0].tobytes()
+
+
+@pytest.mark.parametrize("kind", sorted(_TURNS))
+def test_pixel_turns_are_undone_exactly(photo: Image.Image, kind: str) -> None:
+    variant = make_hard_variant(photo, kind, rng=0)
+    assert variant.tobytes() != photo.tobytes()
+    assert variant.transpose(_TURNS[kind]).tobytes() == photo.tobytes()
+
+
+def test_the_six_turns_and_the_photo_are_seven_different_pictures(photo: Image.Image) -> None:
+    pictures = {make_hard_variant(photo, kind).tobytes() for kind in _TURNS}
+    assert len(pictures | {photo.tobytes(), ImageOps.mirror(photo).tobytes()}) == 8
+
+
+def _draws(photo: Image.Image, kind: str, n: int = 24) -> list[tuple[Image.Image, dict[str, Any]]]:
+    return [make_labelled_variant(photo, kind, seed) for seed in range(n)]
+
+
+def test_squash_and_stretch_change_the_aspect_in_range(photo: Image.Image) -> None:
+    assert {v.size for v, _ in _draws(photo, "squash")} == {(s, s) for s in (224, 256, 384, 512)}
+    aspect = photo.width / photo.height
+    axes = set()
+    for variant, params in _draws(photo, "stretch"):
+        change = (variant.width / variant.height) / aspect
+        factor = change if params["axis"] == "x" else 1 / change
+        assert 1.24 <= factor <= 2.01 and abs(factor - params["factor"]) < 0.02
+        axes.add((params["axis"], params["grow"]))
+    assert len(axes) == 4
+
+
+def test_letterbox_pads_to_a_square_with_every_kind_of_bar(photo: Image.Image) -> None:
+    fills = set()
+    for variant, params in _draws(photo, "letterbox", 32):
+        assert variant.width == variant.height and variant.width in (256, 416, 512, 640)
+        x0, y0, x1, y1 = params["box"]
+        inner = variant.crop((x0, y0 + 2, x1, y1 - 2)).resize(photo.size)
+        assert _correlation(photo, inner) > 0.95
+        bar = _arr(variant.crop((0, 0, variant.width, max(1, y0 - 6))))  # past any ringing
+        fill = params["fill"]
+        fills.add(str(fill))
+        if fill != "blur":
+            assert np.abs(bar - np.array(fill)).max() <= 2
+        else:
+            assert bar.std() > 2  # blurred picture, not a flat bar
+    assert len(fills) == 4
+
+
+def test_letterbox_of_a_square_picture_adds_side_bars() -> None:
+    square = make_photo(1, size=(128, 128))[0]
+    variant, params = make_labelled_variant(square, "letterbox", 0)
+    assert variant.width > variant.height and params["box"][0] > 0
+
+
+def test_border_is_three_to_fifteen_percent_around_the_untouched_photo(photo: Image.Image) -> None:
+    w, h = photo.size
+    for variant, params in _draws(photo, "border"):
+        left, top, right, bottom = params["border_px"]
+        assert 0.025 <= min(left / w, right / w, top / h, bottom / h)
+        assert max(left / w, right / w, top / h, bottom / h) <= 0.155
+        assert variant.size == (w + left + right, h + top + bottom)
+        inner = variant.crop((left, top, left + w, top + h))
+        assert inner.tobytes() == photo.tobytes()
+        assert (_arr(variant)[0, 0] == params["fill"]).all()
+
+
+def test_hue_turns_the_colour_wheel_and_keeps_brightness(photo: Image.Image) -> None:
+    base_hsv = np.asarray(photo.convert("HSV"), np.int16)
+    colourful = base_hsv[..., 1] > 80
+    shifts = []
+    for variant, params in _draws(photo, "hue"):
+        assert 10 <= abs(params["hue_shift_deg"]) <= 60
+        hsv = np.asarray(variant.convert("HSV"), np.int16)
+        turned = (hsv[..., 0] - base_hsv[..., 0] + 128) % 256 - 128
+        assert abs(np.median(turned[colourful]) - params["hue_shift"]) <= 2
+        assert np.abs(hsv[..., 2] - base_hsv[..., 2]).mean() < 3
+        shifts.append(params["hue_shift_deg"])
+    assert min(shifts) < -30 and max(shifts) > 30
+
+
+def test_saturation_factor_is_in_one_of_two_ranges(photo: Image.Image) -> None:
+    base = np.asarray(photo.convert("HSV"), np.float64)[..., 1].mean()
+    for variant, params in _draws(photo, "saturation"):
+        f = params["factor"]
+        assert 0.2 <= f <= 0.6 or 1.4 <= f <= 2.0
+        sat = np.asarray(variant.convert("HSV"), np.float64)[..., 1].mean()
+        assert (sat < 0.7 * base) if f < 1 else (sat > 1.15 * base)
+        assert _correlation(photo, variant) > 0.9
+
+
+def test_crop_strong_keeps_half_to_85_percent(photo: Image.Image) -> None:
+    w, h = photo.size
+    for variant, params in _draws(photo, "crop_strong"):
+        assert 0.49 <= variant.width * variant.height / (w * h) <= 0.86
+        assert variant.tobytes() == photo.crop(tuple(params["box"])).tobytes()
+
+
+def test_tiny_is_32_to_96_pixels_long_with_the_aspect_kept(photo: Image.Image) -> None:
+    sides = []
+    for variant, _ in _draws(photo, "tiny"):
+        assert 32 <= max(variant.size) <= 96
+        assert abs(variant.width / variant.height - photo.width / photo.height) < 0.05
+        assert _correlation(photo, variant) > 0.9
+        sides.append(max(variant.size))
+    assert min(sides) < 48 and max(sides) > 80
+
+
+def _centre(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    return img.crop((w * 3 // 8, h * 3 // 8, w * 5 // 8, h * 5 // 8))
+
+
+def _unrotate(variant: Image.Image, params: dict[str, Any]) -> Image.Image:
+    """Put a crop-to-fill rotation back where it was cut from, and turn it back."""
+    x0, y0, x1, y1 = params["crop_box_before_resize"]
+    canvas = Image.new("RGB", variant.size)
+    canvas.paste(variant.resize((x1 - x0, y1 - y0), Image.Resampling.BICUBIC), (x0, y0))
+    return canvas.rotate(-params["angle"], resample=Image.Resampling.BICUBIC)
+
+
+def test_rotate_large_turns_10_to_30_degrees_on_either_canvas(photo: Image.Image) -> None:
+    modes = set()
+    for variant, params in _draws(photo, "rotate_large"):
+        angle = params["angle"]
+        assert 10 <= abs(angle) <= 30
+        modes.add((params["mode"], str(params.get("fill"))))
+        if params["mode"] == "expand":
+            rad = np.radians(abs(angle))
+            expected = photo.width * np.cos(rad) + photo.height * np.sin(rad)
+            assert abs(variant.width - expected) <= 2
+            assert (_arr(variant)[0, 0] == params["fill"]).all()  # a filled corner
+        else:
+            assert variant.size == photo.size
+            corners = _arr(variant)[[0, 0, -1, -1], [0, -1, 0, -1]]
+            assert corners.sum(axis=1).min() > 30  # no black corner left
+            assert _correlation(_centre(photo), _centre(_unrotate(variant, params))) > 0.9
+    assert modes == {("expand", "[0, 0, 0]"), ("expand", "[255, 255, 255]"),
+                     ("crop_to_fill", "None")}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", VARIANT_KINDS)
+def test_labelled_light_variant_is_make_variant(photo: Image.Image, kind: str) -> None:
+    variant, _ = make_labelled_variant(photo, kind, 5)
+    assert variant.tobytes() == make_variant(photo, kind, 5).tobytes()
+
+
+def test_unknown_hard_variant_kind_lists_the_choices(photo: Image.Image) -> None:
+    with pytest.raises(ConfigError, match="'shear'.*rot90, rot180"):
+        make_hard_variant(photo, "shear", 0)
 
 
 # --- make_hard_negative ---------------------------------------------------------------------

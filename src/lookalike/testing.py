@@ -8,6 +8,8 @@ on every run. Importing this module does no I/O.
 
 - :func:`make_photo`: a photo-like RGB image, plus the boxes of its shapes.
 - :func:`make_variant`: one labelled near-duplicate, for each kind in :data:`VARIANT_KINDS`.
+- :func:`make_hard_variant`: one duplicate under a harder change, for each of
+  :data:`HARD_VARIANT_KINDS`; :func:`make_labelled_variant` also returns the drawn parameters.
 - :func:`make_hard_negative`: two look-alike frames of one scene that are *not* duplicates.
 - :func:`write_dataset`: a folder tree with known duplicate groups (:class:`DatasetTruth`).
 - :func:`write_edge_case_zoo`: one file per decoding edge case, with its expected outcome.
@@ -22,7 +24,7 @@ import math
 import os
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 from lookalike.errors import ConfigError
 
 __all__ = [
+    "HARD_VARIANT_KINDS",
     "OUTCOMES",
     "SHAPE_KINDS",
     "VARIANT_KINDS",
@@ -42,6 +45,8 @@ __all__ = [
     "Shape",
     "encode_image",
     "make_hard_negative",
+    "make_hard_variant",
+    "make_labelled_variant",
     "make_photo",
     "make_variant",
     "save_image",
@@ -518,6 +523,218 @@ def make_variant(img: Image.Image, kind: str, rng: RngLike = None) -> Image.Imag
         True
     """
     return _apply_variant(img, kind, _as_rng(rng))[0]
+
+
+# --- hard variants ---------------------------------------------------------------------------
+
+HARD_VARIANT_KINDS: tuple[str, ...] = (
+    "rot90", "rot180", "rot270", "vflip", "transpose", "transverse", "squash", "stretch",
+    "letterbox", "border", "hue", "saturation", "crop_strong", "tiny", "rotate_large",
+)  # fmt: skip
+"""Harder changes (issue #13), as the ``public-hard`` benchmark set names them."""
+
+_TurnFn = Callable[[Image.Image, np.random.Generator], tuple[Image.Image, _Params]]
+_SQUASH_SIDES = (224, 256, 384, 512)
+_LETTERBOX_FILLS: tuple[tuple[int, int, int] | str, ...] = (
+    (0, 0, 0), (114, 114, 114), (255, 255, 255), "blur",
+)  # fmt: skip
+_LETTERBOX_SIDES = (416, 512, 640)
+_FLAT_COLOURS = ((0, 0, 0), (255, 255, 255), (128, 128, 128))
+_DOWNSCALERS = ("BOX", "BILINEAR", "BICUBIC", "LANCZOS")
+
+
+def _pick(rng: np.random.Generator, choices: Sequence[Any]) -> Any:
+    return choices[int(rng.integers(len(choices)))]
+
+
+def _turner(op: Image.Transpose) -> _TurnFn:
+    """A variant function that turns or flips the pixels by ``op`` (no EXIF tag, no draws)."""
+
+    def turn(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+        return img.transpose(op), {}
+
+    return turn
+
+
+def _squash(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    side = int(_pick(rng, _SQUASH_SIDES))
+    resample = str(_pick(rng, _RESAMPLERS))
+    out = img.resize((side, side), Image.Resampling[resample])
+    return out, {"size": [side, side], "resample": resample}
+
+
+def _stretch(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    """Change the aspect ratio by 1.25-2x: grow one axis, or shrink the other one."""
+    factor = round(float(rng.uniform(1.25, 2.0)), 3)
+    axis = "x" if rng.random() < 0.5 else "y"
+    grow = bool(rng.random() < 0.5)
+    w, h = img.size
+    if axis == "x":
+        size = (round(w * factor), h) if grow else (w, max(1, round(h / factor)))
+    else:
+        size = (w, round(h * factor)) if grow else (max(1, round(w / factor)), h)
+    out = img.resize(size, Image.Resampling.BICUBIC)
+    return out, {"factor": factor, "axis": axis, "grow": grow, "size": list(size)}
+
+
+def _letterbox_canvas(img: Image.Image, fill: tuple[int, int, int] | str) -> Image.Image:
+    """A square canvas (16:9 for a nearly square picture) with ``img`` pasted in the middle."""
+    w, h = img.size
+    cw, ch = (max(w, h), max(w, h)) if abs(w - h) > 0.05 * max(w, h) else (round(h * 16 / 9), h)
+    if fill == "blur":
+        canvas = img.resize((cw, ch), Image.Resampling.BILINEAR)
+        canvas = canvas.filter(ImageFilter.GaussianBlur(max(cw, ch) / 20))
+    else:
+        canvas = Image.new("RGB", (cw, ch), tuple(fill))
+    canvas.paste(img, ((cw - w) // 2, (ch - h) // 2))
+    return canvas
+
+
+def _letterbox(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    """Pad to a square with black, grey 114, white or blurred bars; half the time resize it."""
+    fill = _pick(rng, _LETTERBOX_FILLS)
+    out = _letterbox_canvas(img, fill)
+    (w, h), (x0, y0) = img.size, ((out.width - img.width) // 2, (out.height - img.height) // 2)
+    box = [x0, y0, x0 + w, y0 + h]
+    if rng.random() < 0.5:
+        scale = int(_pick(rng, _LETTERBOX_SIDES)) / max(out.size)
+        size = (round(out.width * scale), round(out.height * scale))
+        out = out.resize(size, Image.Resampling.BICUBIC)
+        box = [round(v * scale) for v in box]
+    return out, {"fill": fill if fill == "blur" else list(fill), "size": list(out.size), "box": box}
+
+
+def _border(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    """A flat-colour frame of 3-15% of the width (left, right) or height (top, bottom)."""
+    if rng.random() < 0.5:
+        fracs = rng.uniform(0.03, 0.15, size=4)
+    else:
+        fracs = np.full(4, rng.uniform(0.03, 0.15))
+    fill = _pick(rng, _FLAT_COLOURS) if rng.random() < 0.75 else _colour(rng)
+    w, h = img.size
+    border = (round(fracs[0] * w), round(fracs[1] * h), round(fracs[2] * w), round(fracs[3] * h))
+    out = ImageOps.expand(img, border=border, fill=tuple(fill))
+    return out, {"border_px": list(border), "fill": list(fill)}
+
+
+def _hue(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    """Turn the colour wheel by 10-60 degrees either way (Pillow's HSV, hue in 256 steps)."""
+    degrees = round(_signed(rng, 10.0, 60.0), 1)
+    steps = round(degrees / 360 * 256)
+    h, s, v = img.convert("HSV").split()
+    turned = ((np.asarray(h, np.int16) + steps) % 256).astype(np.uint8)
+    out = Image.merge("HSV", (Image.fromarray(turned), s, v)).convert("RGB")
+    return out, {"hue_shift_deg": degrees, "hue_shift": steps}
+
+
+def _saturation(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    factor = float(rng.uniform(0.2, 0.6) if rng.random() < 0.5 else rng.uniform(1.4, 2.0))
+    return ImageEnhance.Color(img).enhance(round(factor, 3)), {"factor": round(factor, 3)}
+
+
+def _crop_strong(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    """Keep 50-85% of the area, with the crop's aspect up to about 15% off the picture's."""
+    w, h = img.size
+    area = float(rng.uniform(0.5, 0.85))
+    fw = float(np.clip(math.sqrt(area) * math.exp(rng.uniform(-0.15, 0.15)), area, 1.0))
+    cw, ch = max(1, round(w * fw)), max(1, round(h * area / fw))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    out = img.crop((x0, y0, x0 + cw, y0 + ch))
+    return out, {"box": [x0, y0, x0 + cw, y0 + ch], "kept_area": round(cw * ch / (w * h), 4)}
+
+
+def _tiny(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    """A thumbnail 32-96 px on the long side, aspect kept."""
+    long_side = int(rng.integers(32, 97))
+    resample = str(_pick(rng, _DOWNSCALERS))
+    scale = long_side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling[resample]), {"size": list(size), "resample": resample}
+
+
+def _rotate_crop_to_fill(img: Image.Image, angle: float) -> tuple[Image.Image, list[int]]:
+    """Rotate, crop the largest same-aspect box without corners, resize back to the size."""
+    w, h = img.size
+    c, s = math.cos(math.radians(abs(angle))), math.sin(math.radians(abs(angle)))
+    scale = min(w / (w * c + h * s), h / (w * s + h * c))
+    cw, ch = max(1, math.floor(w * scale) - 2), max(1, math.floor(h * scale) - 2)
+    box = [(w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch]
+    rotated = img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=False)
+    return rotated.crop(tuple(box)).resize((w, h), Image.Resampling.BICUBIC), box
+
+
+def _rotate_large(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, _Params]:
+    """Rotate 10-30 degrees either way: onto a larger black or white canvas, or cropped to fill."""
+    angle = round(_signed(rng, 10.0, 30.0), 2)
+    if rng.random() < 0.6:
+        fill = (0, 0, 0) if rng.random() < 0.5 else (255, 255, 255)
+        out = img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+        return out, {"angle": angle, "mode": "expand", "fill": list(fill)}
+    out, box = _rotate_crop_to_fill(img, angle)
+    return out, {"angle": angle, "mode": "crop_to_fill", "crop_box_before_resize": box}
+
+
+_HARD_VARIANTS: dict[str, _TurnFn] = {
+    "rot90": _turner(Image.Transpose.ROTATE_90),
+    "rot180": _turner(Image.Transpose.ROTATE_180),
+    "rot270": _turner(Image.Transpose.ROTATE_270),
+    "vflip": _turner(Image.Transpose.FLIP_TOP_BOTTOM),
+    "transpose": _turner(Image.Transpose.TRANSPOSE),
+    "transverse": _turner(Image.Transpose.TRANSVERSE), "squash": _squash, "stretch": _stretch,
+    "letterbox": _letterbox, "border": _border, "hue": _hue, "saturation": _saturation,
+    "crop_strong": _crop_strong, "tiny": _tiny, "rotate_large": _rotate_large,
+}  # fmt: skip
+assert tuple(_HARD_VARIANTS) == HARD_VARIANT_KINDS
+
+
+def make_labelled_variant(
+    img: Image.Image, kind: str, rng: RngLike = None
+) -> tuple[Image.Image, dict[str, Any]]:
+    """Return one variant of ``img`` and the parameters drawn for it.
+
+    ``kind`` is from :data:`VARIANT_KINDS` (the same pixels as :func:`make_variant` for the
+    same ``rng``) or :data:`HARD_VARIANT_KINDS` (see :func:`make_hard_variant`).
+
+    Raises:
+        ConfigError: ``kind`` is in neither list.
+
+    Example:
+        >>> img, _ = make_photo(0)
+        >>> out, params = make_labelled_variant(img, "squash", rng=1)
+        >>> out.size == tuple(params["size"])
+        True
+    """
+    gen = _as_rng(rng)
+    if kind in _VARIANTS:
+        return _apply_variant(img, kind, gen)
+    if kind not in _HARD_VARIANTS:
+        allowed = ", ".join((*VARIANT_KINDS, *HARD_VARIANT_KINDS))
+        raise ConfigError(f"Unknown variant kind {kind!r}; choose one of: {allowed}.")
+    return _HARD_VARIANTS[kind](img if img.mode == "RGB" else img.convert("RGB"), gen)
+
+
+def make_hard_variant(img: Image.Image, kind: str, rng: RngLike = None) -> Image.Image:
+    """Return a duplicate of ``img`` made by one transform from :data:`HARD_VARIANT_KINDS`.
+
+    rot90, rot180, rot270 (counter-clockwise), vflip, transpose, transverse: the pixels turned
+    or mirrored, no EXIF tag; squash: resized to a 224, 256, 384 or 512 square; stretch: aspect
+    changed 1.25-2x on one axis; letterbox: padded to a square (16:9 for a nearly square
+    picture) with black, grey 114, white or blurred bars, half the time resized to 416-640;
+    border: a flat-colour frame of 3-15% on each side; hue: the colour wheel turned 10-60
+    degrees either way; saturation: x0.2-0.6 or x1.4-2.0; crop_strong: keeps 50-85% of the
+    area; tiny: 32-96 px on the long side; rotate_large: 10-30 degrees either way, onto a
+    larger black or white canvas (60%) or cropped to fill and resized back. The result is RGB;
+    ``img`` is not modified.
+
+    Raises:
+        ConfigError: ``kind`` is not in :data:`HARD_VARIANT_KINDS` or :data:`VARIANT_KINDS`.
+
+    Example:
+        >>> img, _ = make_photo(0)
+        >>> make_hard_variant(img, "rot90").size
+        (192, 256)
+    """
+    return make_labelled_variant(img, kind, rng)[0]
 
 
 # --- datasets --------------------------------------------------------------------------------
