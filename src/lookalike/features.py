@@ -216,6 +216,50 @@ def upright_descriptor(
     return describe(cv2.resize(upright, (_SMALL_PX, _SMALL_PX), interpolation=cv2.INTER_AREA))
 
 
+_BAR_STD = 3.0  # a bar row or column: this flat (0-255 scale) ...
+_BAR_STEP = 6.0  # ... and this close to the outermost line's mean
+_MIN_BAR_LINES = 2  # thumbnail lines a bar must have to be cut
+_MIN_CONTENT = 0.3  # share of each axis the picture inside the bars must keep
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """A picture's content inside flat bars or a border (letterbox, padding, frame)."""
+
+    features: Features  # of the content, as if it had been the whole picture
+    size: tuple[int, int]  # the content's (width, height) in image pixels
+    box: tuple[int, int, int, int]  # (left, top, right, bottom) in thumbnail pixels
+
+
+def trim_bars(thumb: np.ndarray, width: int, height: int) -> Trimmed | None:
+    """The picture inside flat bars or a border along its edges (rows or columns of
+    nearly one value, as letterboxing, padding to a square or a frame add), described as
+    if it were the whole picture; ``None`` when no edge has such a bar."""
+    lines = thumb.astype(np.float32)
+    top, bottom = _bar_lines(lines), _bar_lines(lines[::-1])
+    left, right = _bar_lines(lines.T), _bar_lines(lines.T[::-1])
+    if max(top, bottom, left, right) < _MIN_BAR_LINES:
+        return None
+    n = thumb.shape[0]
+    box = (left, top, n - right, n - bottom)
+    cols, rows = box[2] - box[0], box[3] - box[1]
+    if min(cols, rows) < _MIN_CONTENT * n:
+        return None
+    content = cv2.resize(thumb[box[1] : box[3], box[0] : box[2]], (THUMB_PX, THUMB_PX),
+                         interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    small = cv2.resize(content, (_SMALL_PX, _SMALL_PX), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(width * cols / n)), max(1, round(height * rows / n)))
+    return Trimmed(Features(content, describe(small), phash(small)), size, box)
+
+
+def _bar_lines(lines: np.ndarray) -> int:
+    """How many lines from the first one are flat and of the first one's value."""
+    flat = lines.std(axis=1) <= _BAR_STD
+    near = np.abs(lines.mean(axis=1) - lines[0].mean()) <= _BAR_STEP
+    bar = flat & near
+    return int(np.argmin(bar)) if not bar.all() else len(bar)
+
+
 def corner_fill_share(thumb: np.ndarray) -> float:
     """Share of a thumbnail taken by flat black or white regions touching its corners (the
     fill of a rotation onto a larger canvas) and their edge; 0.0 when a corner is not fill."""

@@ -25,6 +25,7 @@ later as a view candidate pays only for the missing step.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -41,10 +42,12 @@ from .executors import Executor, default_workers
 from .features import (
     DESCRIPTOR_DIM,
     Features,
+    Trimmed,
     centre_descriptor,
     fill_rotation,
     frame_before_rotation,
     mirror_descriptor,
+    trim_bars,
     upright_descriptor,
 )
 from .geometry import (
@@ -86,7 +89,7 @@ from .verify import (
 
 logger = logging.getLogger(__name__)
 
-MATCH_VERSION = 5  # bump when verdicts computed by older code must not be reused
+MATCH_VERSION = 6  # bump when verdicts computed by older code must not be reused
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,8 @@ class PairJudge:
         self._aligning = lru_cache(maxsize=size(1024))(self._prepare_aligning)
         # unbounded (a float an image): asked by the search, geometry and keeper choice
         self.fill_angle = lru_cache(maxsize=None)(self._measure_fill_angle)
+        # bars and borders: a picture's content when it has any (a few percent of images)
+        self.trimmed = lru_cache(maxsize=size(8192))(self._measure_trimmed)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
         self._invariants: dict[str, np.ndarray] = {}
         self.frames = _Frames()  # orientations of accepted pairs, for the keeper checks
@@ -478,6 +483,9 @@ class PairJudge:
                         return done(v, "mirror" if flip else "near")
                     if not best.evidence or v.score > best.score:
                         best = v
+                v = self._verify_trimmed(a, b, mirrored=flip)
+                if v is not None and v.accepted:
+                    return done(v, "mirror" if flip else "near")
         todo = [
             m
             for m in (False, True)
@@ -492,6 +500,40 @@ class PairJudge:
                 )
             best = Verdict(False, best.score, {**best.evidence, "geometry": _summary(found)})
         return done(best, "near")
+
+    def _verify_trimmed(self, a: str, b: str, *, mirrored: bool) -> Verdict | None:
+        """The whole-picture check of the pictures inside their bars or borders (either or
+        both trimmed, :func:`lookalike.features.trim_bars`); ``None`` when neither has
+        any. Returns the first accepted verdict, else the best."""
+        ta, tb = self.trimmed(a), self.trimmed(b)
+        if ta is None and tb is None:
+            return None
+        ra, rb = self.rows[a], self.rows[b]
+        sides_a = [(False, ra.features, (ra.width, ra.height))]
+        sides_b = [(False, rb.features, (rb.width, rb.height))]
+        sides_a += [(True, ta.features, ta.size)] if ta else []
+        sides_b += [(True, tb.features, tb.size)] if tb else []
+        best: Verdict | None = None
+        for (cut_a, fa, size_a), (cut_b, fb, size_b) in itertools.product(sides_a, sides_b):
+            if not (cut_a or cut_b):
+                continue  # compared already
+            trimmed = [side for side, cut in (("a", cut_a), ("b", cut_b)) if cut]
+            for o in self._orientations_to_try(fa, fb, mirrored=mirrored):
+                self.stats["identity"] += 1
+                v = verify_pair(fa, fb, size_a, size_b, self.settings.verify, orientation=o)
+                v = Verdict(v.accepted, v.score, {**v.evidence, "trimmed": trimmed})
+                if v.accepted:
+                    return v
+                if best is None or v.score > best.score:
+                    best = v
+        return best
+
+    def _measure_trimmed(self, digest: str) -> Trimmed | None:
+        row = self.rows[digest]
+        if row.features.is_flat:
+            return None
+        found = trim_bars(row.features.thumb, row.width, row.height)
+        return None if found is None or found.features.is_flat else found
 
     def _orientations_to_try(self, fa: Features, fb: Features, *, mirrored: bool) -> list[int]:
         """The orientations of ``b`` (mirrored ones or not) worth a whole-picture check
@@ -804,7 +846,12 @@ def find_pairs(
     if not rows:
         return []
     vectors = np.stack([row.features.descriptor for row in rows]).astype(np.float32)
-    identity = identity_candidates(vectors, settings, workers=workers)
+    trimmed = {
+        k: found.features.descriptor
+        for k, row in enumerate(rows)
+        if (found := judge.trimmed(row.digest)) is not None
+    }
+    identity = identity_candidates(vectors, settings, workers=workers, extra=trimmed)
     views = _views(rows, settings, vectors, workers, judge)
     if len(rows) >= _CACHE_FRIENDLY_FROM:
         search.ranks = locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
@@ -1086,7 +1133,11 @@ def view_candidates(
 
 
 def identity_candidates(
-    vectors: np.ndarray, settings: MatchSettings, *, workers: int | None = None
+    vectors: np.ndarray,
+    settings: MatchSettings,
+    *,
+    workers: int | None = None,
+    extra: dict[int, np.ndarray] | None = None,
 ) -> Candidates:
     """The ``neighbours`` nearest descriptors of every image, in any orientation.
 
@@ -1094,19 +1145,24 @@ def identity_candidates(
     (:func:`lookalike.orientation.canonical_orientations`; near a boundary of that choice
     in the neighbouring one too, about two entries an image), so a copy turned by quarter
     turns, flipped or mirrored lands next to its original in one search. Without
-    ``settings.turns``, the plain descriptors are searched.
+    ``settings.turns``, the plain descriptors are searched. ``extra`` adds descriptors of
+    some images (image index -> descriptor: the picture inside its bars or border).
     """
     k, bar = settings.neighbours, settings.min_descriptor_similarity
-    if not settings.turns:
-        return _self_pairs(vectors, k, bar, workers)
-    choices = canonical_orientations(vectors, mirror=settings.mirror)
-    owners = np.repeat(np.arange(len(vectors)), [len(c) for c in choices])
-    which = np.fromiter((o for c in choices for o in c), np.intp, len(owners))
-    entries = all_orientations(vectors)[owners, which]
-    found = _self_pairs(entries, k + 2, bar, workers)  # + 2: an image's other entries
+    image_of = np.arange(len(vectors))
+    if extra:
+        image_of = np.concatenate([image_of, np.fromiter(extra, np.intp, len(extra))])
+        vectors = np.vstack([vectors, *extra.values()]).astype(np.float32)
+    if settings.turns:
+        choices = canonical_orientations(vectors, mirror=settings.mirror)
+        entry_of = np.repeat(np.arange(len(vectors)), [len(c) for c in choices])
+        which = np.fromiter((o for c in choices for o in c), np.intp, len(entry_of))
+        vectors = all_orientations(vectors)[entry_of, which]
+        image_of = image_of[entry_of]
+    more = 0 if len(image_of) == len(set(image_of.tolist())) else 2  # an image's other entries
     out: Candidates = {}
-    for (p, q), (label, sim) in found.items():
-        i, j = int(owners[p]), int(owners[q])
+    for (p, q), (label, sim) in _self_pairs(vectors, k + more, bar, workers).items():
+        i, j = int(image_of[p]), int(image_of[q])
         key = (min(i, j), max(i, j))
         if i != j and (key not in out or out[key][1] < sim):
             out[key] = (label, sim)
