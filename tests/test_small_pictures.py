@@ -49,3 +49,25 @@ def test_a_thumbnail_sized_copy_joins_its_original_and_a_tiny_burst_frame_does_n
         for g in result.groups
     ]
     assert groups == [["original.jpg", "small.png", "tiny.jpg"]]
+
+
+def _patch(seed: int) -> np.ndarray:
+    """A nearly textureless grey patch (faint noise, no edges)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(128 + rng.normal(0, 1.5, (128, 128)), 0, 255).astype(np.uint8)
+
+
+def test_two_textureless_patches_never_align_into_a_duplicate() -> None:
+    from lookalike.geometry import Alignment, compare_thumb, textured
+    from lookalike.verify import verify_aligned
+
+    (plain_a, blurred_a), (plain_b, blurred_b) = compare_thumb(_patch(1)), compare_thumb(_patch(2))
+    identity = Alignment(
+        warp=np.float32([[1, 0, 0], [0, 1, 0]]), mirror=False, cc=0.99, angle_deg=0.0,
+        scale=1.0, anisotropy=0.0, shear_deg=0.0, translation=(0.0, 0.0), response=0.9,
+    )  # fmt: skip
+
+    verdict = verify_aligned(identity, plain_a, plain_b, (textured(blurred_a), textured(blurred_b)))
+
+    assert not verdict.accepted
+    assert verdict.evidence["reason"] == "too little detail to align"

@@ -465,6 +465,7 @@ def compare_aligned(
         return {**out, "mad": 1.0, "changed": 1.0}
     va, vb = blurred_a[inside], warped[inside]
     diff = (np.abs(va - _quantile_match(vb, va)) + np.abs(vb - _quantile_match(va, vb))) / 510.0
+    out["detail"] = float(textured_a[inside].mean())
     out["mad"] = float(diff.mean())
     out["changed"] = float(np.count_nonzero(diff > 0.1) / diff.size)
     return out

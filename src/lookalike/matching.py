@@ -89,7 +89,7 @@ from .verify import (
 
 logger = logging.getLogger(__name__)
 
-MATCH_VERSION = 6  # bump when verdicts computed by older code must not be reused
+MATCH_VERSION = 7  # bump when verdicts computed by older code must not be reused
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ class VerifySettings:
     geometric_mad_limit: float = 0.025
     geometric_changed_limit: float = 0.012
     containment_limit: float = 0.02  # content share outside the overlap, in the contained picture
+    min_aligned_detail: float = 0.02  # textured share of the overlap an alignment needs
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,12 @@ def verify_aligned(
         changed=round(cmp["changed"], 4),
         overlap=[round(cmp["overlap_a"], 3), round(cmp["overlap_b"], 3)],
         outside=[round(cmp["outside_a"], 4), round(cmp["outside_b"], 4)],
+        detail=round(cmp.get("detail", 0.0), 4),
     )
     if containment / settings.containment_limit >= 1.0:
         evidence["reason"] = "both pictures show content the other lacks"
+    if cmp.get("detail", 1.0) < settings.min_aligned_detail:
+        # nothing to align on: any placement of a nearly textureless picture fits
+        evidence["reason"] = "too little detail to align"
+        return Verdict(False, 0.0, evidence)
     return Verdict(score >= settings.min_score, score, evidence)
