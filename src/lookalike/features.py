@@ -235,6 +235,9 @@ def trim_bars(thumb: np.ndarray, width: int, height: int) -> Trimmed | None:
     """The picture inside flat bars or a border along its edges (rows or columns of
     nearly one value, as letterboxing, padding to a square or a frame add), described as
     if it were the whole picture; ``None`` when no edge has such a bar."""
+    edges = (thumb[0], thumb[-1], thumb[:, 0], thumb[:, -1])
+    if min(float(e.std()) for e in edges) > _BAR_STD:
+        return None  # most pictures: no edge line is flat
     lines = thumb.astype(np.float32)
     top, bottom = _bar_lines(lines), _bar_lines(lines[::-1])
     left, right = _bar_lines(lines.T), _bar_lines(lines.T[::-1])

@@ -243,10 +243,10 @@ def align(
     the translation (a rotation onto a larger canvas keeps the centre).
     """
     warp = _canvas_to_thumb(pa, pb, _similarity_from_screen(pa, pb, screen, mirror, centred))
-    return _refine(pa, pb, thumbs_a, thumbs_b, warp, mirror, limits, screen.response)
+    return refine(pa, pb, thumbs_a, thumbs_b, warp, mirror, limits, screen.response)
 
 
-def _refine(
+def refine(
     pa: GeoPrepared,
     pb: GeoPrepared,
     thumbs_a: AlignThumbs,
@@ -288,14 +288,23 @@ def align_crop(
     mirror: bool,
     limits: GeometryLimits = GeometryLimits(),
 ) -> Alignment | None:
-    """Align a strong crop (down to half the area) with its original, without the screen.
+    """Align a strong crop (down to half the area) with its original, without the screen:
+    :func:`crop_placement`, then :func:`refine`. ``None`` when no placement correlates."""
+    found = crop_placement(pa, pb, mirror=mirror)
+    if found is None:
+        return None
+    return refine(pa, pb, thumbs_a, thumbs_b, found[0], mirror, limits, found[1])
+
+
+def crop_placement(
+    pa: GeoPrepared, pb: GeoPrepared, *, mirror: bool
+) -> tuple[np.ndarray, float] | None:
+    """Where one picture sits inside the other, as a first thumbnail map a -> b with its
+    correlation; ``None`` when no placement correlates.
 
     A crop keeps too little of its original's spectrum for the Fourier-Mellin screen, but
     its picture is a piece of the other one: each picture, reduced by a few scales, is
-    looked for inside the other (normalised cross-correlation on the 64 px canvases), and
-    the best placement is refined by ECC as :func:`align` does. Returns ``None`` when no
-    placement correlates.
-    """
+    looked for inside the other (normalised cross-correlation on the canvases)."""
     m = int(mirror)
     best: tuple[float, np.ndarray] | None = None
     for inner, outer, inverse in ((pb, pa, False), (pa, pb, True)):
@@ -307,12 +316,10 @@ def align_crop(
             ix, iy = inner.offset
             to_inner = np.array([[1 / scale, 0.0, ix - (ox + x) / scale],
                                  [0.0, 1 / scale, iy - (oy + y) / scale]])  # fmt: skip
-            m_ab = to_inner if not inverse else _invert_affine(to_inner)
-            best = (score, m_ab)
+            best = (score, to_inner if not inverse else _invert_affine(to_inner))
     if best is None or best[0] < _MIN_CROP_MATCH:
         return None
-    warp = _canvas_to_thumb(pa, pb, best[1])
-    return _refine(pa, pb, thumbs_a, thumbs_b, warp, mirror, limits, best[0])
+    return _canvas_to_thumb(pa, pb, best[1]), best[0]
 
 
 def _best_placement(

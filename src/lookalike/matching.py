@@ -57,12 +57,13 @@ from .geometry import (
     GeoPrepared,
     Screen,
     align,
-    align_crop,
     compare_thumb,
+    crop_placement,
     ecc_thumbs,
     fill_mask,
     invariant_descriptor,
     prepare_geometry,
+    refine,
     screen_pairs,
     textured,
 )
@@ -618,11 +619,14 @@ class PairJudge:
         return Verdict(verdict.accepted, verdict.score, evidence)
 
     def _align_crop(self, a: str, b: str, turn: int, mirror: bool) -> Alignment | None:
-        """:func:`lookalike.geometry.align_crop` of a pair (``b`` turned first)."""
+        """:func:`lookalike.geometry.align_crop` of a pair (``b`` turned first); the
+        alignment thumbnails are prepared only for a placement that correlates."""
+        ga, gb = self._geo(a), self._geo(b, turn)
+        found = crop_placement(ga, gb, mirror=mirror)
+        if found is None:
+            return None
         ecc_a, ecc_b = self._aligning(a)[0], self._aligning(b, turn)[0]
-        limits = self.settings.geometry
-        return align_crop(self._geo(a), self._geo(b, turn), ecc_a, ecc_b, mirror=mirror,
-                          limits=limits)  # fmt: skip
+        return refine(ga, gb, ecc_a, ecc_b, found[0], mirror, self.settings.geometry, found[1])
 
     def _same_pixels(self, ra: ImageRow, rb: ImageRow, evidence: dict[str, Any]) -> bool:
         """Full-resolution pixel check of a lossless file against a lossy one.
