@@ -19,7 +19,7 @@ import pytest
 from lookalike import thumbnails
 from lookalike.thumbnails import cached_path, ensure_thumbnails, render_thumbnails
 from lookalike.ui.app import create_app, listen_socket
-from lookalike.ui.views import start_prefetch
+from lookalike.ui.prefetch import start_prefetch
 
 from .conftest import Client, Scanned, file_id
 

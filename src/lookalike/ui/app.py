@@ -53,7 +53,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ..report import human_size
 from ..store import Store
 from ..thumbnails import cache_dir_for
-from .prefetch import Prefetcher
+from .prefetch import Prefetcher, start_prefetch
 from .queries import GroupIndex
 
 CSRF_COOKIE = "lookalike_csrf"
@@ -447,8 +447,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from .views import start_prefetch
-
         start_prefetch(state)  # the first pages' thumbnails, in the background
         try:
             yield

@@ -19,6 +19,7 @@ same cache file atomically).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -27,9 +28,16 @@ import threading
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .. import review
 from ..errors import LookalikeError
 from ..thumbnails import ensure_thumbnails
+from . import queries
+from .queries import GroupQuery
+
+if TYPE_CHECKING:
+    from .app import ReviewState
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +194,101 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
     except (AttributeError, OSError):  # pragma: no cover - other systems
         pass
+
+
+# -- what the pages show: their plans ------------------------------------------------------
+
+TILE_KEEPER, TILE_MEMBER, TILE_MEMBERS = 256, 128, 3
+"""A groups page card: its keeper at 256 px and its first 3 members at 128 px."""
+CARD, COMPARE = 512, 1024
+"""A group page: every file at 512 px; the keeper and the first member also at 1024 px
+(the compare view)."""
+EAGER_CARDS, EAGER_FILES = 12, 4
+"""Cards of a groups page, and files of a group page, whose images load at once (the
+first screen); later ones load lazily, when scrolled near."""
+PREFETCH_PAGES = 3
+"""Groups pages (of the default listing) whose thumbnails are made when ``serve`` starts,
+with the group pages they link to."""
+
+
+def start_prefetch(state: ReviewState) -> None:
+    """Start the prefetcher with the thumbnails of the first pages queued, most urgent
+    first: each groups page's cards, then the group pages that page links to."""
+    state.prefetch.start()
+    groups = (state.index.builds, state.index.generation)
+    for page in range(1, PREFETCH_PAGES + 1):
+        q = GroupQuery(page=page)
+        for priority, tiles in ((10 + 2 * page, True), (11 + 2 * page, False)):
+            state.prefetch.plan(
+                priority,
+                lambda q=q, tiles=tiles: _page_jobs(state, q, tiles=tiles),
+                key=(q, tiles, groups),
+            )
+
+
+def after_groups(state: ReviewState, q: GroupQuery) -> None:
+    """After a groups page: its cards (if not made yet), its group pages, the next page."""
+    if not state.prefetch.running:
+        return
+    groups = (state.index.builds, state.index.generation)  # a new key when groups change
+    after = GroupQuery(**{**q.__dict__, "page": q.page + 1})
+    for priority, page, tiles in ((0, q, True), (1, q, False), (2, after, True)):
+        state.prefetch.plan(
+            priority,
+            lambda page=page, tiles=tiles: _page_jobs(state, page, tiles=tiles),
+            key=(page, tiles, groups),
+        )
+
+
+def after_group(state: ReviewState, next_id: int | None) -> None:
+    """After a group page: the next group's page (the ``j`` key)."""
+    if state.prefetch.running and next_id is not None:
+        groups = (state.index.builds, state.index.generation)
+        state.prefetch.plan(
+            0, lambda: _group_jobs(state, [next_id], tiles=False), key=(next_id, groups)
+        )
+
+
+def _page_jobs(state: ReviewState, q: GroupQuery, *, tiles: bool) -> list[FileJob]:
+    with state.db():
+        _, rows = state.index.page(q)
+    return _group_jobs(state, [r["id"] for r in rows], tiles=tiles)
+
+
+def _group_jobs(state: ReviewState, ids: list[int], *, tiles: bool) -> list[FileJob]:
+    """The thumbnails a groups page shows of these groups (``tiles``: each file at its
+    card size, plus 512 px from the same decode), or the rest their group pages show."""
+    from .app import HttpError  # (app and views import this module)
+    from .views import check_servable
+
+    wanted: list[tuple[str, tuple[int, ...]]] = []
+    with state.db() as store:
+        found = queries.load_groups(store.conn, ids)
+        for gid in ids:
+            g = found.get(gid)
+            if g is None:
+                continue
+            members = [m.path for m in g.members]
+            if tiles:
+                wanted.append((g.keeper, (TILE_KEEPER, CARD)))
+                wanted.extend((p, (TILE_MEMBER, CARD)) for p in members[:TILE_MEMBERS])
+            else:
+                wanted.append((g.keeper, (CARD, COMPARE)))
+                wanted.extend((p, (CARD, COMPARE)) for p in members[:1])
+                wanted.extend((p, (CARD,)) for p in members[1:])
+        run = store.last_run()
+        refs = {}
+        for path, _ in wanted:
+            with contextlib.suppress(LookalikeError):
+                refs[path] = review.file_by_path(store, path)
+    jobs = []
+    for path, sizes in wanted:
+        ref = refs.get(path)
+        if ref is None or not ref.digest:
+            continue
+        try:
+            check_servable(ref, run)  # never read a file the UI would not serve
+        except HttpError:
+            continue
+        jobs.append(FileJob(ref.path, ref.digest, sizes))
+    return jobs
