@@ -157,20 +157,17 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
 
     import uvicorn
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    from .ui.app import listen_socket
+
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)  # before the URL is printed, so a client may connect at once
+        sock = listen_socket(host, port)  # listening before the URL is printed
     except OSError as exc:
-        sock.close()
         raise click.ClickException(
             f"Cannot listen on {host}:{port}: {exc.strerror or exc}. "
             "Pick another --port (0 = any free port)."
         ) from exc
     actual = sock.getsockname()[1]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     url = f"http://{shown}:{actual}/"
     click.echo(url)
     click.echo(f"Reviewing {store}. Press Ctrl+C to stop.", err=True)

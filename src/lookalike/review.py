@@ -98,25 +98,81 @@ class BulkResult:
 @contextmanager
 def write_transaction(store: Store) -> Iterator[sqlite3.Connection]:
     """One short ``BEGIN IMMEDIATE`` transaction: takes the write lock before reading, so
-    what is read cannot change under a concurrent scan before the writes land."""
+    what is read cannot change under a concurrent scan before the writes land.
+
+    The transaction always ends: committed when the block finishes, rolled back when it
+    raises (or when the commit fails), so the connection never stays inside a
+    transaction and never keeps the store's write lock after the call.
+
+    Raises:
+        StoreError: the connection is already inside a transaction (a caller left one
+            open; nothing is started, so nothing is locked), another connection holds
+            the write lock for longer than the busy timeout, or the write fails.
+    """
     conn = store.conn
+    if conn.in_transaction:
+        # ``BEGIN IMMEDIATE`` inside a transaction fails only after taking the write lock,
+        # which the open transaction would then keep: refuse before executing it.
+        raise StoreError(
+            f"Cannot write the store {str(store.path)!r}: this connection is still inside "
+            "an earlier transaction that was neither committed nor rolled back (a bug in "
+            "the caller; please report it). Nothing was written."
+        )
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
-        raise StoreError(
-            f"Cannot write the store {str(store.path)!r}: {exc}. Another process holds it; "
-            "try again when the scan has finished."
-        ) from exc
+        _end(conn)
+        raise StoreError(_write_error(store, exc)) from exc
     try:
         yield conn
     except BaseException:
-        conn.rollback()
+        _end(conn)
         raise
     try:
         conn.commit()
     except sqlite3.Error as exc:
-        conn.rollback()
-        raise StoreError(f"Cannot write the store {str(store.path)!r}: {exc}") from exc
+        _end(conn)
+        raise StoreError(_write_error(store, exc)) from exc
+
+
+@contextmanager
+def read_transaction(store: Store) -> Iterator[sqlite3.Connection]:
+    """One consistent snapshot for several reads, without the write lock; always ended."""
+    conn = store.conn
+    if conn.in_transaction:  # already inside one: its snapshot is the one to read
+        yield conn
+        return
+    try:
+        conn.execute("BEGIN DEFERRED")
+    except sqlite3.Error as exc:
+        _end(conn)
+        raise StoreError(_write_error(store, exc)) from exc
+    try:
+        yield conn
+    finally:
+        _end(conn)
+
+
+def _end(conn: sqlite3.Connection) -> None:
+    """Roll back whatever transaction is open on ``conn`` (none is fine)."""
+    if conn.in_transaction:
+        try:
+            conn.rollback()
+        except sqlite3.Error:  # pragma: no cover - the connection is unusable anyway
+            pass
+
+
+def _write_error(store: Store, exc: sqlite3.Error) -> str:
+    """Why a write failed, blaming another connection only when SQLite says it is busy."""
+    where = f"Cannot write the store {str(store.path)!r}: {exc}."
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            f"{where} Another connection (a scan, or another lookalike process on this "
+            "store) kept the write lock for longer than the busy timeout; try again when "
+            "it has finished."
+        )
+    return where
 
 
 _FILE_COLS = "id, path, root, size, mtime_ns, digest, status"
@@ -268,22 +324,26 @@ def bulk_exclude(
     relation: str | None = None,
     root: str | None = None,
     dry_run: bool = False,
+    expect_files: int | None = None,
 ) -> BulkResult:
     """Exclude every non-keeper in every group whose score is at least ``min_score``.
 
     A group's score is its least similar member's (1.0 for exact and pixel copies).
     Reference files and files marked ``keep``/``keeper`` are left alone: a bulk action
     never overrides a decision made one file at a time. ``relation`` and ``root`` narrow
-    the groups like the groups page filters do.
+    the groups like the groups page filters do. With ``expect_files`` (the count the
+    person confirmed), nothing is marked unless exactly that many files would be.
 
     Raises:
         ConfigError: ``min_score`` outside [0, 1] or an unknown ``relation``.
+        StaleGroupError: ``expect_files`` is given and another number of files matches.
     """
     if not 0.0 <= min_score <= 1.0:
         raise ConfigError(f"min_score must be within [0, 1], got {min_score!r}.")
     if relation is not None and relation not in RELATIONS:
         raise ConfigError(f"Unknown relation {relation!r}; choose from: {', '.join(RELATIONS)}.")
-    with write_transaction(store) as conn:
+    # A dry run only reads: one snapshot, without the write lock a scan may be holding.
+    with (read_transaction if dry_run else write_transaction)(store) as conn:
         groups = _bulk_groups(conn, min_score, relation, root)
         protected = {
             from_blob(p) for (p,) in conn.execute("SELECT path FROM marks WHERE mark != 'exclude'")
@@ -295,6 +355,12 @@ def bulk_exclude(
                     files.append(m["path"])
                     if not dry_run:
                         _put_mark(conn, m["path"], "exclude", m["digest"])
+        if expect_files is not None and len(files) != expect_files:
+            raise StaleGroupError(  # raised inside the transaction: nothing is marked
+                f"This bulk exclude would now mark {len(files)} files, not the "
+                f"{expect_files} you confirmed (the groups or marks changed since the page "
+                "was loaded). Nothing was marked; reload the page to see the new count."
+            )
     return BulkResult(len(groups), files, dry_run)
 
 

@@ -1,10 +1,11 @@
 """Lazy, cached thumbnails and the bytes of stored images, served only when verified.
 
-Thumbnails are made on first request with Pillow (JPEG draft mode, so a 24-megapixel
-JPEG decodes at 1/8 scale; EXIF orientation applied; alpha flattened onto white) and
-cached next to the store as ``<store>.thumbs/<digest[:2]>/<digest>_<size>.jpg``. Since the
-key is the content digest, a renamed or copied file reuses its thumbnail, and an edited
-file gets a new one.
+Thumbnails are made on first request, or ahead of it by the review UI's prefetcher
+(:mod:`lookalike.ui.prefetch`, every size a page shows from one decode), with Pillow
+(JPEG draft mode, so a 24-megapixel JPEG decodes at 1/8 scale; EXIF orientation applied;
+alpha flattened onto white) and cached next to the store as
+``<store>.thumbs/<digest[:2]>/<digest>_<size>.jpg``. Since the key is the content digest,
+a renamed or copied file reuses its thumbnail, and an edited file gets a new one.
 
 Every byte read from a dataset goes through :func:`read_verified`: the file must still
 hash to the digest the scan recorded, so nothing else (a file swapped for a symlink to
@@ -19,6 +20,7 @@ import io
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageOps
@@ -82,6 +84,22 @@ def render_thumbnail(data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PI
     Raises:
         DecodeError: the bytes are not a readable image, or it has too many pixels.
     """
+    return render_thumbnails(data, (size,), max_pixels=max_pixels)[size]
+
+
+def render_thumbnails(
+    data: bytes, sizes: Sequence[int], *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> dict[int, bytes]:
+    """JPEG bytes of upright thumbnails at each of ``sizes``, from one decode.
+
+    The picture is decoded once (JPEG draft mode for the largest size), reduced to the
+    largest size, and each smaller size is reduced from the previous one, so the three
+    sizes a review page shows cost about one thumbnail.
+
+    Raises:
+        DecodeError: the bytes are not a readable image, or it has too many pixels.
+    """
+    wanted = sorted(set(sizes), reverse=True)
     try:
         with warnings.catch_warnings():
             # The scan already accepted this file under max_pixels, checked below too.
@@ -93,13 +111,15 @@ def render_thumbnail(data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PI
                         f"{max_pixels}; no thumbnail is made."
                     )
                 if im.format == "JPEG":
-                    im.draft("RGB", (size, size))
-                upright = ImageOps.exif_transpose(im)
-                rgb = _to_rgb(upright)
-                rgb.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
-                out = io.BytesIO()
-                rgb.save(out, "JPEG", quality=_QUALITY, optimize=False)
-                return out.getvalue()
+                    im.draft("RGB", (wanted[0], wanted[0]))
+                rgb = _to_rgb(ImageOps.exif_transpose(im))
+                out: dict[int, bytes] = {}
+                for size in wanted:
+                    rgb.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+                    buf = io.BytesIO()
+                    rgb.save(buf, "JPEG", quality=_QUALITY, optimize=False)
+                    out[size] = buf.getvalue()
+                return out
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
         if isinstance(exc, DecodeError):
             raise
@@ -135,6 +155,27 @@ def thumbnail(cache_dir: Path, path: str, digest: str, size: int) -> Path:
     data = render_thumbnail(read_verified(path, digest), size)
     _write_atomic(target, data)
     return target
+
+
+def ensure_thumbnails(cache_dir: Path, path: str, digest: str, sizes: Sequence[int]) -> list[int]:
+    """Make the cached thumbnails of ``path`` at ``sizes`` that are missing, with one read
+    and one decode; returns the sizes made (none when all were cached already).
+
+    Raises:
+        ValueError: a size is not one of :data:`SIZES`.
+        InputNotFoundError, FileChangedError: see :func:`read_verified`.
+        DecodeError: the image cannot be decoded.
+        OSError: the cache cannot be written.
+    """
+    bad = [s for s in sizes if s not in SIZES]
+    if bad:
+        raise ValueError(f"Thumbnail size {bad[0]!r} is not offered; choose from {SIZES}.")
+    missing = [s for s in sizes if not cached_path(cache_dir, digest, s).exists()]
+    if not missing:
+        return []
+    for size, data in render_thumbnails(read_verified(path, digest), missing).items():
+        _write_atomic(cached_path(cache_dir, digest, size), data)
+    return missing
 
 
 def thumbnail_bytes(cache_dir: Path, path: str, digest: str, size: int) -> bytes:

@@ -328,3 +328,104 @@ def test_a_store_without_a_finished_scan_still_answers(tmp_path) -> None:
         assert client.get("/groups.json").json()["total"] == 0
     finally:
         app.state.review.close()
+
+
+HUGE = ["9" * 400, "9" * 5000, str(2**63), "99999999999999999999999", "-" + "9" * 400]
+ODD = ["1_0", "\u0661", " 1", "1e3", "0x10", "+1", ""]
+
+
+def _short(value: str) -> str:
+    return value if len(value) < 24 else f"{value[:3]}..{len(value)}digits"
+
+
+QUERY_INTS = [
+    "/groups?page={}",
+    "/groups.json?page={}",
+    "/groups.json?per_page={}",
+    "/failures?page={}",
+    "/failures.json?kind=skipped&page={}",
+    "/objects.json?page={}",
+    "/export?page={}",
+    "/export.json?page={}",
+    "/thumb/1?size={}",
+]
+
+
+def _int_routes(app) -> list[tuple[str, str]]:
+    """(method, path template) of every route with a whole-number path parameter."""
+    from starlette.routing import Route
+
+    from lookalike.ui.views import IdConvertor
+
+    out = []
+    for route in app.routes:
+        if isinstance(route, Route) and any(
+            isinstance(c, IdConvertor) for c in route.param_convertors.values()
+        ):
+            for method in sorted(route.methods or {"GET"}):
+                if method != "HEAD":
+                    out.append((method, route.path))
+    return out
+
+
+def test_every_whole_number_in_a_path_is_an_id_segment(reader: Client) -> None:
+    """No route uses Starlette's ``int`` convertor (any number of digits): a new route
+    with a number in its path is then covered by the test below automatically."""
+    from starlette.convertors import IntegerConvertor
+    from starlette.routing import Route
+
+    for route in reader.app.routes:
+        if isinstance(route, Route):
+            assert not any(
+                isinstance(c, IntegerConvertor) for c in route.param_convertors.values()
+            ), route.path
+    paths = {p for _, p in _int_routes(reader.app)}
+    assert {"/image/{fid:id}", "/groups/{gid:id}.json", "/diff/{a:id}/{b:id}"} <= paths
+    assert len(paths) == 8
+
+
+@pytest.mark.parametrize("value", HUGE, ids=_short)
+def test_huge_ids_in_any_path_are_404_not_500(reader: Client, value: str) -> None:
+    token = reader.token()
+    for method, template in _int_routes(reader.app):
+        url = template
+        for name in ("fid", "gid", "a", "b"):
+            url = url.replace(f"{{{name}:id}}", value)
+        if method == "POST":
+            response = reader.post(url, data={"csrf_token": token, "file": "1"})
+        else:
+            response = reader.get(url)
+        assert response.status_code == 404, (method, url[:60], response.status_code)
+        assert "Traceback" not in response.text and len(response.text) < 20_000
+
+
+@pytest.mark.parametrize("value", HUGE + ODD, ids=_short)
+@pytest.mark.parametrize("template", QUERY_INTS)
+def test_out_of_range_or_odd_numbers_in_the_query_are_400(
+    reader: Client, template: str, value: str
+) -> None:
+    response = reader.get(template.format(value))
+    assert response.status_code == 400, (template, value[:20], response.status_code)
+    name = template.split("?")[1].split("=")[-2].split("&")[-1]
+    assert name in response.text and "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("value", HUGE + ["1_0", "\u0661"], ids=_short)
+def test_out_of_range_numbers_in_forms_are_400(
+    scanned: Scanned, client: Client, value: str
+) -> None:
+    group = scanned.result.groups[0]
+    fid = str(file_id(scanned, group.members[0].path))
+    posts = [
+        ("/marks", {"file": value, "mark": "keep"}),
+        (f"/groups/{group.id}/keeper", {"file": value}),
+        (f"/groups/{group.id}/not-duplicate", {"file": value}),
+        (f"/groups/{group.id}/not-duplicate", {"file": fid, "other": value}),
+        ("/bulk-exclude", {"min_score": "1", "expect_files": value}),
+    ]
+    for url, form in posts:
+        response = client.act(url, form)
+        assert response.status_code == 400, (url, form)
+        assert "whole number" in response.json()["error"] or "between" in response.json()["error"]
+    with Store(scanned.db, readonly=True) as store:
+        assert store.marks() == {}

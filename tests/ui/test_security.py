@@ -170,6 +170,74 @@ def test_post_with_the_header_token_works_and_foreign_origins_are_refused(
     assert ok.status_code == 200 and ok.json()["mark"] == "exclude"
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://127.0.0.1:8642",  # same host and port, another scheme
+        "http://127.0.0.1:8643",  # another port of the same host
+        "http://127.0.0.1",  # the default port is another port
+        "http://localhost:8642",  # another host name for the same address
+        "http://127.0.0.1:8642.evil.example",
+        "http://127.0.0.1:8642@evil.example",
+        "http://evil.example#http://127.0.0.1:8642",
+        "ws://127.0.0.1:8642",
+        "http://127.0.0.1:99999",
+        "null",
+        "",
+    ],
+)
+def test_an_origin_must_be_this_servers_scheme_host_and_port(
+    scanned: Scanned, client: Client, origin: str
+) -> None:
+    form = {**_mark_form(scanned), "csrf_token": client.token()}
+    refused = client.post("/marks", data=form, headers={"origin": origin})
+    assert refused.status_code == 403 and "another site" in refused.text, origin
+    assert _marks(scanned.db) == []
+    same = client.post(
+        "/marks", data=form, headers={"origin": "HTTP://127.0.0.1:8642", "accept": "text/html"}
+    )
+    assert same.status_code == 303  # scheme and host compare case-insensitively
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_request_a_browser_marks_as_from_another_site_is_refused(
+    scanned: Scanned, client: Client, site: str
+) -> None:
+    form = {**_mark_form(scanned), "csrf_token": client.token()}
+    refused = client.post("/marks", data=form, headers={"sec-fetch-site": site})
+    assert refused.status_code == 403 and _marks(scanned.db) == []
+    ok = client.post("/marks", data=form, headers={"sec-fetch-site": "same-origin"})
+    assert ok.status_code == 303
+
+
+@pytest.mark.parametrize("token", ["ab" * 32, "0" * 64, "a" * 64, "token"])
+def test_a_token_the_server_did_not_issue_is_refused_even_when_cookie_and_form_agree(
+    scanned: Scanned, client: Client, token: str
+) -> None:
+    """A page on another port of 127.0.0.1 can set this host's cookies (cookies ignore
+    the port) and post a form: a pair of its own choosing must not pass."""
+    client.cookies.set("lookalike_csrf", token, domain="127.0.0.1")
+    form = {**_mark_form(scanned), "csrf_token": token}
+    assert client.post("/marks", data=form).status_code == 403
+    assert client.post("/marks", data=form, headers={"x-csrf-token": token}).status_code == 403
+    assert _marks(scanned.db) == []
+    assert client.token() != token  # the next page replaced it with a token it signed
+    assert client.post("/marks", data={**form, "csrf_token": client.token()}).status_code == 303
+
+
+def test_tokens_of_another_server_process_are_refused(scanned: Scanned, client: Client) -> None:
+    token = client.token()
+    other = create_app(scanned.db)  # a restarted server draws a new secret
+    try:
+        late = Client(other)
+        late.cookies.set("lookalike_csrf", token, domain="127.0.0.1")
+        response = late.post("/marks", data={**_mark_form(scanned), "csrf_token": token})
+        assert response.status_code == 403 and "Reload the page" in response.text
+        assert _marks(scanned.db) == []
+    finally:
+        other.state.review.close()
+
+
 def test_the_csrf_cookie_is_httponly_and_samesite_strict(reader: Client) -> None:
     response = reader.get("/")
     cookie = response.headers["set-cookie"].lower()
@@ -235,6 +303,7 @@ def test_no_get_changes_the_store(scanned: Scanned, client: Client) -> None:
         f"/marks?file={fid}&mark=exclude",
         f"/groups/{group.id}/exclude",
         "/bulk-exclude?min_score=0",
+        "/bulk-exclude.json?min_score=0",
         f"/export?action=quarantine&dest={scanned.base / 'q'}",
     ]
     for url in urls:

@@ -11,9 +11,13 @@ Security model (tested in ``tests/ui/test_security.py``):
 * images are served by ``files.id`` only, never by a path parameter; the file must be one
   the scan listed, lie inside a scanned root (its real path too, unless the scan followed
   symbolic links), and still hash to its recorded digest;
-* state changes only through POST carrying the per-session CSRF token (an ``HttpOnly``,
-  ``SameSite=Strict`` cookie echoed in a form field or the ``X-CSRF-Token`` header), and
-  a cross-origin ``Origin`` header is refused; GET never writes to the store;
+* state changes only through POST carrying the per-session CSRF token: issued by this
+  server process (a random nonce HMAC-signed with a secret drawn at start), kept in an
+  ``HttpOnly``, ``SameSite=Strict`` cookie and echoed in a form field or the
+  ``X-CSRF-Token`` header; a token the server did not sign is refused even when cookie
+  and field agree, and so is an ``Origin`` that is not exactly this server's (scheme,
+  host and port) or a ``Sec-Fetch-Site`` other than ``same-origin``; GET never writes
+  to the store;
 * with ``allowed_hosts`` (``serve`` sets it for loopback binds) other ``Host`` headers are
   refused, which stops DNS-rebinding pages from reading the UI.
 """
@@ -21,10 +25,13 @@ Security model (tested in ``tests/ui/test_security.py``):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -47,6 +54,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ..report import human_size
 from ..store import Store
 from ..thumbnails import cache_dir_for
+from .prefetch import Prefetcher, start_prefetch
 from .queries import GroupIndex
 
 CSRF_COOKIE = "lookalike_csrf"
@@ -105,8 +113,11 @@ class ReviewState:
         self.lock = threading.RLock()
         self.index = GroupIndex(self.store.conn)
         self.thumbs = cache_dir_for(self.store_path)
+        self.prefetch = Prefetcher(self.thumbs)
         self.env = _environment()
         self.closed = False
+        self.leaked_transactions = 0  # units of work that ended inside a transaction
+        self.csrf_secret = secrets.token_bytes(32)  # signs this process's CSRF tokens
         # Pay the one-off costs now, not on the first page: the group index (about
         # 150 ms for 100,000 images) and the templates of the listing pages.
         self.index.ensure()
@@ -115,14 +126,42 @@ class ReviewState:
 
     @contextlib.contextmanager
     def db(self) -> Iterator[Store]:
-        """Hold the connection for one unit of work."""
+        """Hold the connection for one unit of work, which leaves no transaction open.
+
+        Every write path commits or rolls back its own transaction
+        (:func:`lookalike.review.write_transaction`, :meth:`GroupIndex.refresh`). Should
+        one still be open when the unit of work ends, it is rolled back here (and the
+        group index rebuilt on next use), so one request can never keep the store's
+        lock and break every later write and every scan.
+        """
         with self.lock:
             if self.closed:
                 raise HttpError(503, "The server is shutting down; reload the page in a moment.")
-            yield self.store
+            try:
+                yield self.store
+            finally:
+                conn = self.store.conn
+                if conn.in_transaction:
+                    self.leaked_transactions += 1
+                    conn.rollback()
+                    self.index.invalidate()
+
+    @contextlib.contextmanager
+    def try_db(self) -> Iterator[Store | None]:
+        """Like :meth:`db` when the connection is free at once, else ``None`` (for work
+        done on the event loop, which must not wait for a long write)."""
+        if not self.lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            with self.db() as store:
+                yield store
+        finally:
+            self.lock.release()
 
     def close(self) -> None:
-        """Close the store connection (idempotent)."""
+        """Stop the thumbnail prefetcher and close the store connection (idempotent)."""
+        self.prefetch.stop()
         with self.lock:
             if not self.closed:
                 self.closed = True
@@ -166,12 +205,33 @@ def _relpath(path: str, root: str) -> str:
 # -- responses -----------------------------------------------------------------------------
 
 
-def csrf_token(request: Request) -> str:
-    """The session's CSRF token: the cookie's, or a new one (set by :func:`render`)."""
+def new_csrf_token(secret: bytes) -> str:
+    """A fresh token signed by this server process: 32 hex digits of nonce, then 32 of
+    its HMAC-SHA256 under the process's secret (64 hex digits in all)."""
+    nonce = secrets.token_hex(16)
+    return nonce + _csrf_signature(secret, nonce)
+
+
+def _csrf_signature(secret: bytes, nonce: str) -> str:
+    mac = hmac.new(secret, b"lookalike-csrf/1:" + nonce.encode("ascii"), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def valid_csrf_token(secret: bytes, token: str) -> bool:
+    """True when ``token`` was issued by the process holding ``secret``: a token that a
+    page of another site planted in the cookie (cookies ignore the port) is refused."""
+    if len(token) != 64 or any(c not in "0123456789abcdef" for c in token):
+        return False
+    return hmac.compare_digest(_csrf_signature(secret, token[:32]), token[32:])
+
+
+def csrf_token(state: ReviewState, request: Request) -> str:
+    """The session's CSRF token: the cookie's when this process issued it, else a new
+    one (set as the cookie by :func:`render`)."""
     token = request.cookies.get(CSRF_COOKIE, "")
-    if len(token) == 64 and all(c in "0123456789abcdef" for c in token):
+    if valid_csrf_token(state.csrf_secret, token):
         return token
-    token = request.scope.setdefault("lookalike.new_csrf", secrets.token_hex(32))
+    token = request.scope.setdefault("lookalike.new_csrf", new_csrf_token(state.csrf_secret))
     return str(token)
 
 
@@ -191,7 +251,7 @@ def render(
         request=request,
         path=request.url.path,
         query_string=request.url.query,
-        csrf_token=csrf_token(request),
+        csrf_token=csrf_token(state, request),
         store=str(state.store_path),
         **context,
     )
@@ -241,25 +301,68 @@ def done(request: Request, next_url: str, payload: dict[str, Any]) -> Response:
 # -- CSRF and origin checks ----------------------------------------------------------------
 
 
-def check_csrf(request: Request, form_token: str | None) -> None:
-    """Refuse a POST without the session's token, or from another origin.
+def check_csrf(state: ReviewState, request: Request, form_token: str | None) -> None:
+    """Refuse a POST without this session's server-issued token, or from another origin.
+
+    * ``Origin``, when sent, must be this server's origin exactly: the scheme the request
+      came with, the ``Host`` header's host and port (``https://`` or another port of
+      the same host is another origin);
+    * ``Sec-Fetch-Site``, when sent, must be ``same-origin`` (a page on another port of
+      127.0.0.1 is ``same-site``, not ``same-origin``);
+    * the cookie must hold a token this server process signed, and the form field or
+      the ``X-CSRF-Token`` header must carry the same token (both compared in constant
+      time), so neither a token an attacker chose nor one from another session passes.
 
     Raises:
         HttpError: 403 with what to do next.
     """
     origin = request.headers.get("origin")
-    if origin is not None:
-        host = request.headers.get("host", "")
-        if origin == "null" or urlsplit(origin).netloc != host:
-            raise HttpError(403, f"Refused a request from another site (Origin {origin!r}).")
+    if origin is not None and not same_origin(origin, request):
+        raise HttpError(403, f"Refused a request from another site (Origin {origin[:100]!r}).")
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        raise HttpError(
+            403, f"Refused a request from another site (Sec-Fetch-Site {fetch_site[:40]!r})."
+        )
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = request.headers.get(CSRF_HEADER) or form_token or ""
-    if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
+    if (
+        not valid_csrf_token(state.csrf_secret, cookie)
+        or not sent
+        or not hmac.compare_digest(cookie.encode(), sent.encode("utf-8", "replace"))
+    ):
         raise HttpError(
             403,
             "Missing or wrong CSRF token: this change did not come from a page of this "
-            "server. Reload the page and try again.",
+            "server (or the server restarted since the page was loaded). Reload the page "
+            "and try again.",
         )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_origin(origin: str, request: Request) -> bool:
+    """True when ``origin`` is exactly the origin ``request`` was sent to: same scheme,
+    same host (case-insensitive) and same port, the scheme's default when left out."""
+    scheme = request.url.scheme.lower()
+    theirs = _origin_parts(origin)
+    ours = _origin_parts(f"{scheme}://{request.headers.get('host', '')}")
+    return theirs is not None and theirs == ours and theirs[0] == scheme
+
+
+def _origin_parts(origin: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        return None
+    return scheme, parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS[scheme]
 
 
 # -- middleware ----------------------------------------------------------------------------
@@ -285,6 +388,34 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+# -- listening socket ----------------------------------------------------------------------
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening, for uvicorn's ``sockets=``.
+
+    It is made with ``proto=IPPROTO_TCP`` and ``TCP_NODELAY``: asyncio turns Nagle's
+    algorithm off only on sockets whose ``proto`` says TCP, and a plain
+    ``socket.socket()`` says 0. With Nagle on, uvicorn's second write of a response (the
+    body after the headers) waited for the browser's delayed ACK, 40 ms on Linux, for
+    every thumbnail: a groups page of 190 thumbnails took seconds to fill in.
+
+    Raises:
+        OSError: the address cannot be bound (in use, not local...).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited on accept
+        sock.bind((host, port))
+        sock.listen(2048)  # before the URL is printed, so a client may connect at once
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 # -- factory -------------------------------------------------------------------------------
 
 
@@ -306,8 +437,10 @@ def create_app(
         InputNotFoundError: no store at ``store_path``.
         MissingDependencyError: the ``ui`` extra is not installed.
 
-    The connection is closed on ASGI lifespan shutdown, or by ``app.state.review.close()``
-    when the app runs without a lifespan (tests with ``httpx.ASGITransport``).
+    On ASGI lifespan startup (``serve``), background threads start making the thumbnails
+    of the first pages (:mod:`lookalike.ui.prefetch`). The connection is closed on
+    lifespan shutdown, or by ``app.state.review.close()`` when the app runs without a
+    lifespan (tests with ``httpx.ASGITransport``, where no thread is started).
     """
     from .views import routes
 
@@ -315,6 +448,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        start_prefetch(state)  # the first pages' thumbnails, in the background
         try:
             yield
         finally:
@@ -343,9 +477,11 @@ def _exception_handlers(state: ReviewState) -> dict[Any, Callable[..., Any]]:
 
     async def starlette_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        path = request.url.path
+        shown = path if len(path) <= 80 else path[:80] + "..."
         message = {
-            404: f"No page at {request.url.path!r}. Start from the overview at /.",
-            405: f"{request.method} is not allowed on {request.url.path!r}; changes are POST "
+            404: f"No page at {shown!r}. Start from the overview at /.",
+            405: f"{request.method} is not allowed on {shown!r}; changes are POST "
             "requests sent by the page's buttons.",
         }.get(exc.status_code, str(exc.detail))
         return error_response(state, request, exc.status_code, message)
@@ -366,3 +502,26 @@ def _status_of(exc: Exception) -> int:
     if isinstance(exc, (StaleGroupError, FileChangedError)):
         return 409
     return 400
+
+
+MAX_INT = 10**18 - 1
+"""The largest id, page or count a request may carry: 18 digits, so every value and every
+offset computed from it fits SQLite's 64-bit integers (a larger one would raise
+``OverflowError`` in the driver, an HTTP 500)."""
+_WHOLE = re.compile(r"-?[0-9]{1,18}")
+
+
+def whole_number(value: Any, name: str, *, lo: int = 0, hi: int = MAX_INT) -> int:
+    """A whole number parameter in ``[lo, hi]`` (ASCII digits only), else a 400."""
+    text = str(value) if isinstance(value, int) else value
+    if not isinstance(text, str) or not _WHOLE.fullmatch(text):
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        raise HttpError(400, f"Parameter {name!r} must be a whole number, got {shown!r}.")
+    out = int(text)
+    if not lo <= out <= hi:
+        raise HttpError(400, f"Parameter {name!r} must be between {lo} and {hi}, got {out}.")
+    return out
+
+
+MAX_PAGE = 10**12
+"""The largest page number asked for (any page past the last is empty)."""

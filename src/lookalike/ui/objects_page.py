@@ -30,6 +30,7 @@ from . import queries
 from .app import (
     CSRF_FIELD,
     JSON,
+    MAX_PAGE,
     HttpError,
     ReviewState,
     check_csrf,
@@ -37,6 +38,7 @@ from .app import (
     render,
     safe_next,
     wants_json,
+    whole_number,
 )
 
 OBJECTS_PER_PAGE = 24
@@ -53,10 +55,7 @@ def routes(state: ReviewState) -> list[BaseRoute]:
 
 
 def _page_number(value: Any) -> int:
-    try:
-        return max(1, int(value))
-    except (TypeError, ValueError):
-        raise HttpError(400, f"Parameter 'page' must be a whole number, got {value!r}.") from None
+    return whole_number(value, "page", lo=1, hi=MAX_PAGE)
 
 
 class _ObjectViews:
@@ -94,10 +93,7 @@ class _ObjectViews:
         async with request.form() as form:
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
         check_csrf(request, fields.get(CSRF_FIELD))
-        try:
-            finding = int(fields.get("finding", ""))
-        except ValueError:
-            raise HttpError(400, "Parameter 'finding' must be a finding number.") from None
+        finding = whole_number(fields.get("finding", ""), "finding", lo=1)
 
         def work() -> dict[str, Any]:
             with self.state.db() as store:

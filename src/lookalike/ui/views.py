@@ -21,7 +21,11 @@ Actions (POST, CSRF token required)::
     /groups/{id}/exclude       exclude every non-keeper of the group
     /groups/{id}/keeper        file=ID
     /groups/{id}/not-duplicate file=ID [other=ID]
-    /bulk-exclude              min_score= [relation=] [root=] [dry_run=1]
+    /bulk-exclude              min_score= [relation=] [root=] [dry_run=1] [expect_files=N]
+
+What a bulk exclude would mark (GET, read-only)::
+
+    /bulk-exclude.json         ?min_score=&relation=&root=
     /export                    action=quarantine|copy dest=DIR [dry_run=1]
                                [mode=copy|hardlink|symlink]
     /objects/decide            finding=ID action=accept|reject|label|clear [side=a|b]
@@ -29,27 +33,30 @@ Actions (POST, CSRF token required)::
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Route
 
 from .. import export as exporting
 from .. import review
 from ..errors import ConfigError
 from ..records import RELATIONS
 from ..store import Store
-from ..thumbnails import SIZES, difference_image, display_bytes, thumbnail_bytes
-from . import objects_page, queries
+from ..thumbnails import SIZES, cached_path, difference_image, display_bytes, thumbnail_bytes
+from . import objects_page, prefetch, queries
 from .app import (
     CSRF_FIELD,
     JSON,
+    MAX_PAGE,
     PACKAGE_DIR,
     HttpError,
     ReviewState,
@@ -58,6 +65,16 @@ from .app import (
     render,
     safe_next,
     wants_json,
+    whole_number,
+)
+from .prefetch import (
+    CARD,
+    COMPARE,
+    EAGER_CARDS,
+    EAGER_FILES,
+    TILE_KEEPER,
+    TILE_MEMBER,
+    TILE_MEMBERS,
 )
 from .queries import GroupQuery
 
@@ -68,38 +85,102 @@ PREVIEW_ROWS = 200
 def routes(state: ReviewState) -> list[BaseRoute]:
     """Every route of the app, bound to ``state``."""
     v = _Views(state)
+    static = StaticAssets(PACKAGE_DIR / "static")
+    state.env.globals["static_url"] = static.url
+    state.env.globals["thumb_url"] = thumb_url
+    state.env.globals["T"] = {
+        "tile_keeper": TILE_KEEPER,
+        "tile_member": TILE_MEMBER,
+        "tile_members": TILE_MEMBERS,
+        "card": CARD,
+        "compare": COMPARE,
+        "eager_cards": EAGER_CARDS,
+        "eager_files": EAGER_FILES,
+    }
     return [
         Route("/", v.overview),
         Route("/index.json", v.overview),
         Route("/groups", v.groups),
         Route("/groups.json", v.groups),
-        Route("/groups/{gid:int}", v.group),
-        Route("/groups/{gid:int}.json", v.group),
+        Route("/groups/{gid:id}", v.group),
+        Route("/groups/{gid:id}.json", v.group),
         Route("/failures", v.failures),
         Route("/failures.json", v.failures),
         Route("/export", v.export_page),
         Route("/export.json", v.export_page),
         Route("/export/list.{fmt:str}", v.export_list),
-        Route("/thumb/{fid:int}", v.thumb),
-        Route("/image/{fid:int}", v.image),
-        Route("/diff/{a:int}/{b:int}", v.diff),
+        Route("/thumb/{fid:id}", v.thumb),
+        Route("/image/{fid:id}", v.image),
+        Route("/diff/{a:id}/{b:id}", v.diff),
         Route("/marks", v.post_mark, methods=["POST"]),
-        Route("/groups/{gid:int}/exclude", v.post_exclude_group, methods=["POST"]),
-        Route("/groups/{gid:int}/keeper", v.post_keeper, methods=["POST"]),
-        Route("/groups/{gid:int}/not-duplicate", v.post_not_duplicate, methods=["POST"]),
+        Route("/groups/{gid:id}/exclude", v.post_exclude_group, methods=["POST"]),
+        Route("/groups/{gid:id}/keeper", v.post_keeper, methods=["POST"]),
+        Route("/groups/{gid:id}/not-duplicate", v.post_not_duplicate, methods=["POST"]),
         Route("/bulk-exclude", v.post_bulk_exclude, methods=["POST"]),
+        Route("/bulk-exclude.json", v.bulk_preview),
         Route("/export", v.post_export, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static"),
+        Route("/static/{name:str}", static.serve),
         # -- Objects page and its review actions (ui/objects_page.py) --
         *objects_page.routes(state),
     ]
 
 
-def _int(value: Any, name: str) -> int:
-    try:
+
+
+class IdConvertor(Convertor[int]):
+    """``{name:id}`` path segments: 1 to 18 ASCII digits (a longer one matches no route,
+    so ``/image/<400 nines>`` is a 404, not an overflow)."""
+
+    regex = "[0-9]{1,18}"
+
+    def convert(self, value: str) -> int:
         return int(value)
-    except (TypeError, ValueError):
-        raise HttpError(400, f"Parameter {name!r} must be a whole number, got {value!r}.") from None
+
+    def to_string(self, value: int) -> str:
+        return str(int(value))
+
+
+register_url_convertor("id", IdConvertor())
+
+
+class StaticAssets:
+    """The UI's own style sheet, script and icon, read once and answered from memory.
+
+    Pages link them as ``/static/NAME?v=HASH`` (:meth:`url`), a URL whose bytes never
+    change, so the browser keeps them; a page's first load is not held up by them
+    behind its thumbnails. Only the files of the package's ``static`` folder exist: a
+    name is a dictionary key, never a path.
+    """
+
+    MEDIA = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+
+    def __init__(self, folder: Path) -> None:
+        self.files: dict[str, tuple[bytes, str, str]] = {}
+        for path in sorted(folder.iterdir()):
+            media = self.MEDIA.get(path.suffix)
+            if path.is_file() and media:
+                data = path.read_bytes()
+                self.files[path.name] = (data, media, hashlib.sha256(data).hexdigest()[:16])
+
+    def url(self, name: str) -> str:
+        return f"/static/{name}?v={self.files[name][2]}"
+
+    async def serve(self, request: Request) -> Response:
+        found = self.files.get(request.path_params["name"])
+        if found is None:
+            raise HttpError(
+                404, f"No file {request.url.path[:80]!r}. Start from the overview at /."
+            )
+        data, media, digest = found
+        caching = (
+            "public, max-age=31536000, immutable"
+            if request.query_params.get("v") == digest
+            else "no-cache"
+        )
+        headers = {"ETag": f'"{digest}"', "Cache-Control": caching}
+        if request.headers.get("if-none-match") == f'"{digest}"':
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type=media, headers=headers)
 
 
 def _float(value: Any, name: str, default: float) -> float:
@@ -114,6 +195,17 @@ def _float(value: Any, name: str, default: float) -> float:
     return out
 
 
+BULK_DEFAULT = 1.0
+"""The bulk exclude's similarity when the page has no filter: only groups of exact and
+pixel-identical copies (a lower value reaches near duplicates a person should look at)."""
+
+
+def bulk_default(q: GroupQuery) -> float:
+    """The bulk exclude's similarity on a groups page: the similarity filter the person
+    chose, else :data:`BULK_DEFAULT` (never the filter's 0.00, which means every group)."""
+    return q.min_score if q.min_score > 0 else BULK_DEFAULT
+
+
 def group_query(request: Request) -> GroupQuery:
     """The groups listing query from the query string (400 on bad values)."""
     p = request.query_params
@@ -125,8 +217,8 @@ def group_query(request: Request) -> GroupQuery:
             root=p.get("root") or None,
             min_score=_float(p.get("min_score"), "min_score", 0.0),
             spans=p.get("spans", "") in ("1", "true", "on"),
-            page=_int(p.get("page", 1), "page"),
-            per_page=_int(p.get("per_page", 48), "per_page"),
+            page=whole_number(p.get("page", 1), "page", lo=1, hi=MAX_PAGE),
+            per_page=whole_number(p.get("per_page", 48), "per_page"),
         ).validate()
     except ConfigError as exc:
         raise HttpError(400, str(exc)) from exc
@@ -171,6 +263,8 @@ class _Views:
                         {**queries.group_view(store.conn, found[r["id"]]), "file_count": r["files"]}
                     )
             roots = review.scanned_roots(store)
+            bulk = self.state.index.bulk_count(bulk_default(q), q.relation, q.root)
+        prefetch.after_groups(self.state, q)
         pages = max(1, math.ceil(total / q.per_page))
         data = {
             "schema": "lookalike.groups/1",
@@ -180,6 +274,7 @@ class _Views:
             "per_page": q.per_page,
             "query": q.params(),
             "groups": views,
+            "bulk": bulk,
         }
         if wants_json(request):
             return JSON(data)
@@ -196,6 +291,18 @@ class _Views:
             nav="groups",
         )
 
+    def bulk_preview(self, request: Request) -> Response:
+        p = request.query_params
+        min_score = _float(p.get("min_score"), "min_score", BULK_DEFAULT)
+        relation = p.get("relation") or None
+        try:
+            GroupQuery(min_score=min_score, relation=relation).validate()
+        except ConfigError as exc:
+            raise HttpError(400, str(exc)) from exc
+        with self.state.db():
+            bulk = self.state.index.bulk_count(min_score, relation, p.get("root") or None)
+        return JSON({"schema": "lookalike.bulk-preview/1", **bulk})
+
     def group(self, request: Request) -> Response:
         gid = request.path_params["gid"]
         with self.state.db() as store:
@@ -208,6 +315,8 @@ class _Views:
                 )
             view = queries.group_view(store.conn, found[gid])
             prev_id, next_id = self.state.index.neighbours(gid)
+            cards = _cards(view)
+        prefetch.after_group(self.state, next_id)
         data = {"schema": "lookalike.group/1", "group": view, "prev": prev_id, "next": next_id}
         if wants_json(request):
             return JSON(data)
@@ -218,7 +327,7 @@ class _Views:
             data=data,
             g=view,
             nav="groups",
-            cards=_cards(view),
+            cards=cards,
             back=safe_next(request.query_params.get("back"), "/groups"),
         )
 
@@ -226,7 +335,7 @@ class _Views:
         kind = request.query_params.get("kind", "failed")
         if kind not in ("failed", "skipped"):
             raise HttpError(400, f"Unknown kind {kind!r}; choose from: failed, skipped.")
-        page = max(1, _int(request.query_params.get("page", 1), "page"))
+        page = whole_number(request.query_params.get("page", 1), "page", lo=1, hi=MAX_PAGE)
         with self.state.db() as store:
             roots = review.scanned_roots(store)
             total, rows = queries.failures(
@@ -251,7 +360,7 @@ class _Views:
         )
 
     def export_page(self, request: Request) -> Response:
-        page = max(1, _int(request.query_params.get("page", 1), "page"))
+        page = whole_number(request.query_params.get("page", 1), "page", lo=1, hi=MAX_PAGE)
         with self.state.db() as store:
             summary = exporting.plan_summary(store)
             roots = review.scanned_roots(store)
@@ -295,28 +404,62 @@ class _Views:
 
     def _servable(self, fid: int) -> tuple[review.FileRef, str]:
         with self.state.db() as store:
-            ref = review.file_by_id(store, fid)
-            fmt = store.conn.execute(
-                "SELECT format FROM images WHERE digest = ?", (ref.digest,)
-            ).fetchone()
-            run = store.last_run()
-        check_servable(ref, run)
+            return self._servable_in(store, fid)
+
+    def _servable_in(self, store: Store, fid: int) -> tuple[review.FileRef, str]:
+        ref = review.file_by_id(store, fid)
+        fmt = store.conn.execute(
+            "SELECT format FROM images WHERE digest = ?", (ref.digest,)
+        ).fetchone()
+        check_servable(ref, store.last_run())
         return ref, fmt[0] if fmt else ""
 
-    def thumb(self, request: Request) -> Response:
-        size = _int(request.query_params.get("size", 256), "size")
+    async def thumb(self, request: Request) -> Response:
+        """A thumbnail. A cached one is answered on the event loop (a page asks for about
+        190 at once, and a hop to the thread pool costs more than the answer); one to
+        make, or when the store is busy, in the thread pool."""
+        size = whole_number(request.query_params.get("size", 256), "size")
         if size not in SIZES:
             raise HttpError(400, f"Thumbnail size {size} is not offered; choose from {SIZES}.")
-        ref, _ = self._servable(request.path_params["fid"])
-        etag = f'"{ref.digest}-{size}"'
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers={"ETag": etag})
-        data = thumbnail_bytes(self.state.thumbs, ref.path, str(ref.digest), size)
-        return Response(
-            data,
-            media_type="image/jpeg",
-            headers={"ETag": etag, "Cache-Control": "private, no-cache"},
+        fid = request.path_params["fid"]
+        with self.state.try_db() as store:
+            if store is not None:
+                ref, _ = self._servable_in(store, fid)
+                response = self._thumb_response(request, ref, size, cached_only=True)
+                if response is not None:
+                    return response
+        return await run_in_threadpool(self._thumb_made, request, fid, size)
+
+    def _thumb_made(self, request: Request, fid: int, size: int) -> Response:
+        ref, _ = self._servable(fid)
+        response = self._thumb_response(request, ref, size, cached_only=False)
+        assert response is not None
+        return response
+
+    def _thumb_response(
+        self, request: Request, ref: review.FileRef, size: int, *, cached_only: bool
+    ) -> Response | None:
+        digest = str(ref.digest)
+        etag = f'"{digest}-{size}"'
+        # Pages link thumbnails with ?v=<digest prefix>: that URL always means the same
+        # bytes, so the browser may keep it; without it (or after the file changed), it
+        # revalidates each time.
+        caching = (
+            "private, max-age=31536000, immutable"
+            if request.query_params.get("v") == version(digest)
+            else "private, no-cache"
         )
+        headers = {"ETag": etag, "Cache-Control": caching}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        if cached_only:
+            try:
+                data = cached_path(self.state.thumbs, digest, size).read_bytes()
+            except OSError:
+                return None
+        else:
+            data = thumbnail_bytes(self.state.thumbs, ref.path, digest, size)
+        return Response(data, media_type="image/jpeg", headers=headers)
 
     def image(self, request: Request) -> Response:
         ref, fmt = self._servable(request.path_params["fid"])
@@ -344,7 +487,7 @@ class _Views:
     async def _form(self, request: Request) -> dict[str, str]:
         async with request.form() as form:
             data = {k: v for k, v in form.items() if isinstance(v, str)}
-        check_csrf(request, data.get(CSRF_FIELD))
+        check_csrf(self.state, request, data.get(CSRF_FIELD))
         return data
 
     async def _act(
@@ -364,7 +507,7 @@ class _Views:
 
     async def post_mark(self, request: Request) -> Response:
         def work(store: Store, form: dict[str, str]) -> dict[str, Any]:
-            ref = review.file_by_id(store, _int(form.get("file"), "file"))
+            ref = review.file_by_id(store, whole_number(form.get("file"), "file"))
             mark = form.get("mark") or None
             review.set_mark(store, ref.path, None if mark == "none" else mark)
             return {"file": ref.id, "path": ref.path, "mark": None if mark == "none" else mark}
@@ -383,7 +526,7 @@ class _Views:
         gid = request.path_params["gid"]
 
         def work(store: Store, form: dict[str, str]) -> dict[str, Any]:
-            ref = review.file_by_id(store, _int(form.get("file"), "file"))
+            ref = review.file_by_id(store, whole_number(form.get("file"), "file"))
             review.change_keeper(store, gid, ref.path)
             self.state.index.refresh(gid)
             return {"group": gid, "keeper": ref.path}
@@ -394,9 +537,11 @@ class _Views:
         gid = request.path_params["gid"]
 
         def work(store: Store, form: dict[str, str]) -> dict[str, Any]:
-            ref = review.file_by_id(store, _int(form.get("file"), "file"))
+            ref = review.file_by_id(store, whole_number(form.get("file"), "file"))
             other = form.get("other")
-            other_path = review.file_by_id(store, _int(other, "other")).path if other else None
+            other_path = (
+                review.file_by_id(store, whole_number(other, "other")).path if other else None
+            )
             removed = review.mark_not_duplicate(store, gid, ref.path, other=other_path)
             self.state.index.refresh(gid)
             still = store.conn.execute("SELECT 1 FROM groups WHERE id = ?", (gid,)).fetchone()
@@ -409,10 +554,15 @@ class _Views:
         def work(store: Store, form: dict[str, str]) -> dict[str, Any]:
             result = review.bulk_exclude(
                 store,
-                min_score=_float(form.get("min_score"), "min_score", 1.0),
+                min_score=_float(form.get("min_score"), "min_score", BULK_DEFAULT),
                 relation=form.get("relation") or None,
                 root=form.get("root") or None,
                 dry_run=form.get("dry_run") == "1",
+                expect_files=(
+                    whole_number(form["expect_files"], "expect_files")
+                    if form.get("expect_files")
+                    else None
+                ),
             )
             return {"groups": result.groups, "files": result.files, "dry_run": result.dry_run}
 
@@ -487,6 +637,16 @@ def check_servable(ref: review.FileRef, run: dict[str, Any] | None) -> None:
 
 def _inside(path: str, root: str) -> bool:
     return path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def version(digest: str | None) -> str:
+    """The ``v`` parameter of a thumbnail URL: what its bytes are made from."""
+    return (digest or "")[:16]
+
+
+def thumb_url(file_id: int, digest: str | None, size: int) -> str:
+    """The URL of a thumbnail as pages link it (cacheable by the browser)."""
+    return f"/thumb/{int(file_id)}?size={int(size)}&v={version(digest)}"
 
 
 def _cards(view: dict[str, Any]) -> list[dict[str, Any]]:

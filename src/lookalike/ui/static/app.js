@@ -25,6 +25,48 @@
     });
   });
 
+  // Bulk exclude: the button says how many files the chosen similarity marks, and the
+  // confirmation repeats the count fetched just before it; the server marks nothing
+  // unless that count still holds (expect_files).
+  $all("form[data-bulk]").forEach(function (form) {
+    var score = $("[data-bulk-score]", form), button = $("[data-bulk-button]", form);
+    var expect = $("[data-bulk-expect]", form);
+    function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+    function count() {
+      var q = new URLSearchParams({ min_score: score.value, relation: form.dataset.relation, root: form.dataset.root });
+      return fetch("/bulk-exclude.json?" + q.toString(), { headers: { accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r); })
+        .then(function (b) {
+          expect.value = String(b.files);
+          button.textContent = "Exclude " + plural(b.files, "file") + " in " + plural(b.groups, "group");
+          return b;
+        });
+    }
+    var pending = null;
+    score.addEventListener("input", function () {
+      clearTimeout(pending);
+      pending = setTimeout(function () { if (score.checkValidity()) count().catch(function () {}); }, 150);
+    });
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (!score.reportValidity()) return;
+      count().then(function (b) {
+        var what = "similarity ≥ " + Number(b.min_score).toFixed(2) +
+          (b.relation ? ", " + b.relation + " only" : "") + (b.root ? ", in " + b.root : "");
+        if (b.files === 0) {
+          window.alert("No file to mark: no group with " + what + " has a non-keeper left to exclude.");
+          return;
+        }
+        var already = b.already ? " (" + b.already + " of them are excluded already)" : "";
+        if (window.confirm("Mark " + plural(b.files, "file") + already + " excluded, in " +
+            plural(b.groups, "group") + " with " + what + "?\n\nFiles you marked keep, chosen " +
+            "keepers and reference files are left alone. Nothing is moved until you export.")) {
+          form.submit();
+        }
+      }, function () { window.alert("Could not count the files to mark; reload the page."); });
+    });
+  });
+
   // Help dialog.
   var help = document.getElementById("help");
   function toggleHelp() {
