@@ -325,3 +325,27 @@ def test_locality_ranks_are_a_permutation_that_keeps_clusters_together() -> None
     by_rank = labels[np.argsort(ranks)]
     assert np.count_nonzero(by_rank[1:] != by_rank[:-1]) <= 8  # few cluster boundaries
     assert locality_ranks(x[:100], cell_size=500).tolist() == list(range(100))
+
+
+def test_knn_between_finds_each_query_s_nearest_base_rows_like_brute_force() -> None:
+    from lookalike.index import knn_between
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(300, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    base[7] = 0.0  # an all-zero row matches nothing
+    queries = base[:40] + 0.05 * rng.normal(size=(40, 16)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+
+    qi, bj, sims = knn_between(queries, base, k=3, min_similarity=0.2)
+
+    expected = set()
+    for q in range(40):
+        scores = base @ queries[q]
+        scores[7] = -np.inf
+        for j in np.argsort(-scores)[:3]:
+            if scores[j] >= 0.2:
+                expected.add((q, int(j)))
+    assert set(zip(qi.tolist(), bj.tolist(), strict=True)) == expected
+    assert 7 not in bj.tolist()
+    np.testing.assert_allclose(sims, np.einsum("ij,ij->i", queries[qi], base[bj]), atol=1e-5)

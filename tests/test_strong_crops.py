@@ -48,3 +48,26 @@ def test_two_halves_of_one_photo_are_not_duplicates(tmp_path: Path, benchdata: P
     result = lookalike.scan([root], db=tmp_path / "store.db")
 
     assert _names(result) == []
+
+
+def test_a_corner_crop_among_many_photos_is_proposed_by_the_window_search(
+    tmp_path: Path, benchdata: Path
+) -> None:
+    import json
+
+    truth = json.loads((benchdata / "truth.json").read_text())
+    originals = sorted({v["original"] for v in truth["variant_of"].values()})[:24]
+    root = tmp_path / "images"
+    root.mkdir()
+    for k, rel in enumerate(originals):
+        Image.open(benchdata / rel).convert("RGB").save(root / f"photo_{k:02d}.jpg", quality=90)
+    photo = Image.open(benchdata / originals[5]).convert("RGB")
+    w, h = photo.size
+    photo.crop((round(0.28 * w), round(0.28 * h), w, h)).save(root / "corner.jpg", quality=90)
+
+    result = lookalike.scan([root], db=tmp_path / "store.db")
+
+    groups = _names(result)
+    assert ["corner.jpg", "photo_05.jpg"] in groups
+    (pair,) = [p for p in result.pairs if "corner.jpg" in (Path(p.a).name, Path(p.b).name)]
+    assert pair.evidence.get("view") == "window"

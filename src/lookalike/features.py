@@ -92,6 +92,24 @@ def centre_descriptor(thumb: np.ndarray) -> np.ndarray:
     return describe(cv2.resize(middle, (_SMALL_PX, _SMALL_PX), interpolation=cv2.INTER_AREA))
 
 
+WINDOW_SIDES = (0.72, 0.85)  # side of a window as a share of the thumbnail's (area 0.52, 0.72)
+
+
+def window_descriptors(thumb: np.ndarray) -> np.ndarray:
+    """``(10, 63)``: descriptors of windows of the thumbnail (at each of
+    :data:`WINDOW_SIDES`, the centre and the four corners), where a strong crop of the
+    picture would sit: a crop's own descriptor is close to one of them."""
+    n = thumb.shape[0]
+    out = []
+    for share in WINDOW_SIDES:
+        s = round(n * share)
+        for x, y in (((n - s) // 2, (n - s) // 2), (0, 0), (n - s, 0), (0, n - s), (n - s, n - s)):
+            window = thumb[y : y + s, x : x + s]
+            out.append(describe(cv2.resize(window, (_SMALL_PX, _SMALL_PX),
+                                           interpolation=cv2.INTER_AREA)))  # fmt: skip
+    return np.stack(out)
+
+
 def mirror_descriptor(descriptor: np.ndarray) -> np.ndarray:
     """The descriptor of the same picture mirrored left to right (rows of descriptors too)."""
     return (descriptor * _MIRROR_SIGNS).astype(np.float32)

@@ -35,6 +35,7 @@ __all__ = [
     "brute_hamming_pairs",
     "brute_knn_pairs",
     "hamming_pairs",
+    "knn_between",
     "knn_pairs",
 ]
 
@@ -159,6 +160,60 @@ def knn_pairs(
         found = [_neighbour_pairs(*batch, k=k, min_similarity=min_similarity) for batch in batches]
     pairs = _unique_pairs(found, live.size, keep_max=True)
     return CandidatePairs(live[pairs.i], live[pairs.j], pairs.score)
+
+
+def knn_between(
+    queries: np.ndarray,
+    base: np.ndarray,
+    *,
+    k: int = 10,
+    min_similarity: float = 0.0,
+    exact_limit: int = 200_000,
+    batch_size: int = 65_536,
+    workers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Link every query row to its ``k`` most similar ``base`` rows (inner product).
+
+    Returns directed pairs as three arrays: query rows, base rows, similarities
+    (float32). All-zero rows match nothing.
+    Exact (``IndexFlatIP``) up to ``exact_limit`` base rows, an inverted-file index
+    above (as :func:`knn_pairs`, the 3 nearest lists of each query).
+    """
+    q, x = _as_unit_rows(queries), _as_unit_rows(base)
+    _require_positive(k=k, batch_size=batch_size)
+    _require_workers(workers)
+    live_q = np.flatnonzero(np.any(q != 0, axis=1))
+    live_x = np.flatnonzero(np.any(x != 0, axis=1))
+    none = np.empty(0, np.int64)
+    if live_q.size == 0 or live_x.size == 0:
+        return none, none.copy(), np.empty(0, np.float32)
+    q, x = q[live_q], x[live_x]
+    k = min(k, live_x.size)
+    with _faiss_threads(workers):
+        index = _base_index(x, exact_limit)
+        found = []
+        for start in range(0, len(q), batch_size):
+            sims, labels = index.search(q[start : start + batch_size], k)
+            rows = np.repeat(np.arange(start, start + len(sims)), k)
+            keep = (labels.ravel() >= 0) & (sims.ravel() >= min_similarity)
+            found.append((rows[keep], labels.ravel()[keep], sims.ravel()[keep]))
+    i, j, score = (np.concatenate(parts) for parts in zip(*found, strict=True))
+    return live_q[i], live_x[j], score.astype(np.float32)
+
+
+def _base_index(x: np.ndarray, exact_limit: int) -> Any:
+    """An exact inner-product index of ``x``, or an IVF one above ``exact_limit`` rows."""
+    if len(x) <= exact_limit:
+        flat = faiss.IndexFlatIP(x.shape[1])
+        flat.add(x)
+        return flat
+    nlist = max(1, min(len(x) // 8, round(_LISTS_PER_SQRT_N * math.sqrt(len(x)))))
+    quantizer = faiss.IndexFlatIP(x.shape[1])
+    quantizer.add(_train_centroids(x, nlist))
+    index: Any = faiss.IndexIVFFlat(quantizer, x.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.nprobe = min(_NPROBE, nlist)
+    index.add(x)
+    return index
 
 
 def brute_knn_pairs(

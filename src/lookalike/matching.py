@@ -49,6 +49,7 @@ from .features import (
     mirror_descriptor,
     trim_bars,
     upright_descriptor,
+    window_descriptors,
 )
 from .geometry import (
     Alignment,
@@ -67,7 +68,7 @@ from .geometry import (
     screen_pairs,
     textured,
 )
-from .index import knn_pairs, locality_ranks
+from .index import knn_between, knn_pairs, locality_ranks
 from .orientation import (
     NAMES,
     all_orientations,
@@ -268,7 +269,7 @@ class PairJudge:
         onto a larger canvas with filled corners (both turning directions: the screen's
         sign convention is not the corners'). Empty when neither has filled corners."""
         hints = []
-        for rotated, other, inverse in ((b, a, False), (a, b, True)):
+        for rotated, other, backwards in ((b, a, False), (a, b, True)):
             angle = self.fill_angle(rotated)
             if angle is None:
                 continue
@@ -279,7 +280,7 @@ class PairJudge:
             # canvas pixels of the rotated picture per canvas pixel of the other one
             scale = (frame[0] / ro.width) * max(ro.width, ro.height) / max(rr.width, rr.height)
             for sign in (1.0, -1.0):
-                hints.append(Screen(sign * angle, 1.0 / scale if inverse else scale, response))
+                hints.append(Screen(sign * angle, 1.0 / scale if backwards else scale, response))
         return hints
 
     def _filled_tries(
@@ -882,9 +883,53 @@ def _views(
 ) -> Candidates:
     if not (settings.geometric or settings.mirror):
         return {}
-    return view_candidates(
+    found = view_candidates(
         rows, settings, vectors=vectors, workers=workers, fill_angle=judge.fill_angle
     )
+    if settings.geometric:
+        for key, (view, sim) in window_candidates(rows, settings, vectors, workers).items():
+            if key not in found or found[key][1] < sim:
+                found[key] = (view, sim)
+    return found
+
+
+def window_candidates(
+    rows: Sequence[ImageRow],
+    settings: MatchSettings,
+    vectors: np.ndarray,
+    workers: int | None = None,
+) -> Candidates:
+    """Strong crops: each image's descriptor (and mirrored one) against the descriptors
+    of windows of every other image (:func:`lookalike.features.window_descriptors`), the
+    ``view_neighbours`` nearest images kept (views ``window``, ``mirror window``).
+
+    A crop keeping half of the picture moves its own descriptor far from the original's,
+    but it is close to the descriptor of the window of the original it shows."""
+    windows = np.stack([window_descriptors(row.features.thumb) for row in rows])
+    per_image = windows.shape[1]
+    base = windows.reshape(-1, windows.shape[2]).astype(np.float32)
+    queries = [("window", vectors)]
+    if settings.mirror:
+        queries.append(("mirror window", mirror_descriptor(vectors)))
+    best: dict[tuple[int, int], tuple[str, float]] = {}
+    for view, q in queries:
+        qi, bj, sims = knn_between(q, base, k=per_image * (settings.view_neighbours + 1),
+                                   min_similarity=settings.min_view_similarity,
+                                   workers=workers)  # fmt: skip
+        for i, j, sim in zip(qi.tolist(), (bj // per_image).tolist(), sims.tolist(), strict=True):
+            if i != j and ((i, j) not in best or best[(i, j)][1] < sim):
+                best[(i, j)] = (view, float(sim))
+    nearest: dict[int, list[tuple[float, int]]] = {}
+    for (i, j), (_, sim) in best.items():
+        nearest.setdefault(i, []).append((-sim, j))
+    out: Candidates = {}
+    for i, found in nearest.items():
+        for _, j in sorted(found)[: settings.view_neighbours]:
+            view, sim = best[(i, j)]
+            key = (min(i, j), max(i, j))
+            if key not in out or out[key][1] < sim:
+                out[key] = (view, sim)
+    return out
 
 
 def _orientation(view: str) -> bool | None:
@@ -893,7 +938,7 @@ def _orientation(view: str) -> bool | None:
         return None
     if view.startswith("mirror"):
         return True
-    return False if view in ("global", "centre", "upright") else None
+    return False if view in ("global", "centre", "upright", "window") else None
 
 
 class _Links:
