@@ -92,7 +92,7 @@ class _ObjectViews:
     async def post_decide(self, request: Request) -> Response:
         async with request.form() as form:
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        check_csrf(request, fields.get(CSRF_FIELD))
+        check_csrf(self.state, request, fields.get(CSRF_FIELD))
         finding = whole_number(fields.get("finding", ""), "finding", lo=1)
 
         def work() -> dict[str, Any]:
