@@ -45,7 +45,7 @@ from .errors import (
     StoreError,
 )
 from .records import RELATIONS
-from .store import Store, from_blob, to_blob
+from .store import Store, from_blob, refresh_group, to_blob
 
 FILE_MARKS = ("exclude", "keep")
 """Marks a person sets on one file (``keeper`` goes through :func:`change_keeper`)."""
@@ -520,36 +520,7 @@ def _replace_members(
         ],
     )
     conn.executemany("DELETE FROM members WHERE rowid = ?", [(r,) for r in old_rowids])
-    _refresh_group(conn, group_id, keeper)
-
-
-def _refresh_group(conn: sqlite3.Connection, group_id: int, keeper: str | None = None) -> None:
-    """Recompute a group's relation and roots from its members; drop it when empty."""
-    rows = conn.execute(
-        "SELECT m.relation, f.root FROM members m LEFT JOIN files f ON f.path = m.path "
-        "WHERE m.group_id = ?",
-        (group_id,),
-    ).fetchall()
-    if not rows:
-        conn.execute("DELETE FROM groups WHERE id = ?", (group_id,))
-        return
-    if keeper is None:
-        keeper = from_blob(
-            conn.execute("SELECT keeper FROM groups WHERE id = ?", (group_id,)).fetchone()[0]
-        )
-    keeper_root = conn.execute(
-        "SELECT root FROM files WHERE path = ?", (to_blob(keeper),)
-    ).fetchone()
-    order = {r: i for i, r in enumerate(RELATIONS)}
-    relation = max((r for r, _ in rows), key=lambda r: order.get(r, 0))
-    roots = sorted(
-        {from_blob(r) for _, r in rows if r is not None}
-        | ({from_blob(keeper_root[0])} if keeper_root else set())
-    )
-    conn.execute(
-        "UPDATE groups SET keeper = ?, relation = ?, roots = ? WHERE id = ?",
-        (to_blob(keeper), relation, json.dumps(roots), group_id),
-    )
+    refresh_group(conn, group_id, keeper)
 
 
 def mark_not_duplicate(
@@ -598,7 +569,7 @@ def mark_not_duplicate(
             conn.execute(
                 "DELETE FROM marks WHERE path = ? AND mark = 'exclude'", (to_blob(m["path"]),)
             )
-        _refresh_group(conn, group_id)
+        refresh_group(conn, group_id)
     return [m["path"] for m in leaving]
 
 

@@ -740,7 +740,7 @@ class Store:
                 conn.execute("DELETE FROM files WHERE path = ?", b).rowcount for b in blobs
             )
             for gid in sorted(touched):
-                _refresh_moved_group(conn, gid)
+                refresh_group(conn, gid)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('groups_fingerprint', '')")
         return dropped
 
@@ -810,7 +810,7 @@ class Store:
                     )
                     touched.add(gid)
             for gid in sorted(touched):
-                _refresh_moved_group(conn, gid)
+                refresh_group(conn, gid)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('groups_fingerprint', '')")
         return inserted
 
@@ -838,8 +838,9 @@ def _group_for_restored(
     return int(gid)
 
 
-def _refresh_moved_group(conn: sqlite3.Connection, group_id: int) -> None:
-    """Recompute a group's relation and roots from its members; drop it when empty."""
+def refresh_group(conn: sqlite3.Connection, group_id: int, keeper: str | None = None) -> None:
+    """Recompute a group's relation and roots from its members (and set its keeper when
+    given); drop it when empty. Runs inside the caller's transaction."""
     from .records import RELATIONS
 
     rows = conn.execute(
@@ -850,9 +851,12 @@ def _refresh_moved_group(conn: sqlite3.Connection, group_id: int) -> None:
     if not rows:
         conn.execute("DELETE FROM groups WHERE id = ?", (group_id,))
         return
+    if keeper is None:
+        keeper = from_blob(
+            conn.execute("SELECT keeper FROM groups WHERE id = ?", (group_id,)).fetchone()[0]
+        )
     keeper_root = conn.execute(
-        "SELECT f.root FROM groups g JOIN files f ON f.path = g.keeper WHERE g.id = ?",
-        (group_id,),
+        "SELECT root FROM files WHERE path = ?", (to_blob(keeper),)
     ).fetchone()
     order = {r: i for i, r in enumerate(RELATIONS)}
     relation = max((r for r, _ in rows), key=lambda r: order.get(r, 0))
@@ -861,8 +865,8 @@ def _refresh_moved_group(conn: sqlite3.Connection, group_id: int) -> None:
         | ({from_blob(keeper_root[0])} if keeper_root else set())
     )
     conn.execute(
-        "UPDATE groups SET relation = ?, roots = ? WHERE id = ?",
-        (relation, json.dumps(roots), group_id),
+        "UPDATE groups SET keeper = ?, relation = ?, roots = ? WHERE id = ?",
+        (to_blob(keeper), relation, json.dumps(roots), group_id),
     )
 
 
