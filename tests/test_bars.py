@@ -53,3 +53,22 @@ def test_letterboxed_and_framed_copies_join_their_original(
     group = result.groups[0]
     names = sorted(Path(p).name for p in (group.keeper, *(m.path for m in group.members)))
     assert names == ["framed.jpg", "original.jpg", "turned.png", "white_bars.jpg"]
+
+
+def test_windows_are_described_like_whole_pictures() -> None:
+    from lookalike.features import _windows, describe, describe_many, window_descriptors
+
+    rng = np.random.default_rng(4)
+    thumb = cv2_blur(rng.integers(0, 256, (128, 128), dtype=np.uint8))
+    many = window_descriptors([thumb, thumb[::-1].copy()])
+    assert many.shape == (2, 10, 63)
+    one_by_one = np.stack([describe(w) for w in _windows(thumb)])
+    np.testing.assert_allclose(many[0], one_by_one, atol=1e-5)
+    flat = np.full((32, 32), 90, np.uint8)
+    assert not describe_many(flat[None]).any()
+
+
+def cv2_blur(picture: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(picture, (0, 0), 3)

@@ -905,7 +905,7 @@ def window_candidates(
 
     A crop keeping half of the picture moves its own descriptor far from the original's,
     but it is close to the descriptor of the window of the original it shows."""
-    windows = np.stack([window_descriptors(row.features.thumb) for row in rows])
+    windows = window_descriptors([row.features.thumb for row in rows])
     per_image = windows.shape[1]
     base = windows.reshape(-1, windows.shape[2]).astype(np.float32)
     queries = [("window", vectors)]
