@@ -26,6 +26,19 @@ _BARE_JSON = "\x01bare --json"
 """What a bare ``--json`` (the flag of lookalike before ``--json FILE``) gives."""
 
 
+def _json_result_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--json FILE`` ('-' for stdout; a bare ``--json`` still prints) for ``what``."""
+    return click.option(
+        "--json",
+        "as_json",
+        metavar="FILE",
+        type=click.Path(dir_okay=False, allow_dash=True),
+        is_flag=False,
+        flag_value=_BARE_JSON,
+        help=f"Write {what} as JSON to FILE; '-' for stdout.",
+    )
+
+
 def resolve_store(db: str | None, roots: tuple[str, ...]) -> Path:
     """The store a command reads: ``--db``, else the ROOTs' default store, else
     ``$LOOKALIKE_DB``; it must exist.
@@ -245,15 +258,7 @@ def _serve(app: Any, store: Path, host: str, port: int, open_browser: bool) -> N
     is_flag=True,
     help="Show what would be copied or moved (each file is checked on disk); touch nothing.",
 )
-@click.option(
-    "--json",
-    "as_json",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    is_flag=False,
-    flag_value=_BARE_JSON,
-    help="Write what was done (or would be) as JSON to FILE; '-' for stdout.",
-)
+@_json_result_option("what was done (or would be)")
 @fail_on_library_errors
 def export_command(
     roots: tuple[str, ...],
@@ -411,15 +416,7 @@ def _human(result: Any, to_stdout: bool) -> None:
 @click.command("undo")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Show what would be put back; touch nothing.")
-@click.option(
-    "--json",
-    "as_json",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    is_flag=False,
-    flag_value=_BARE_JSON,
-    help="Write the result as JSON to FILE; '-' for stdout.",
-)
+@_json_result_option("the result")
 @fail_on_library_errors
 def undo_command(manifest: str, dry_run: bool, as_json: str | None) -> None:
     """Put back the files a quarantine moved, using its MANIFEST.
