@@ -279,23 +279,6 @@ _MIN_CROP_MATCH = 0.8  # normalised cross-correlation of the best placement
 _MIN_TEMPLATE_PX = 7  # at half size
 
 
-def align_crop(
-    pa: GeoPrepared,
-    pb: GeoPrepared,
-    thumbs_a: AlignThumbs,
-    thumbs_b: AlignThumbs,
-    *,
-    mirror: bool,
-    limits: GeometryLimits = GeometryLimits(),
-) -> Alignment | None:
-    """Align a strong crop (down to half the area) with its original, without the screen:
-    :func:`crop_placement`, then :func:`refine`. ``None`` when no placement correlates."""
-    found = crop_placement(pa, pb, mirror=mirror)
-    if found is None:
-        return None
-    return refine(pa, pb, thumbs_a, thumbs_b, found[0], mirror, limits, found[1])
-
-
 def crop_placement(
     pa: GeoPrepared, pb: GeoPrepared, *, mirror: bool
 ) -> tuple[np.ndarray, float] | None:

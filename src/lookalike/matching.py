@@ -620,8 +620,9 @@ class PairJudge:
         return Verdict(verdict.accepted, verdict.score, evidence)
 
     def _align_crop(self, a: str, b: str, turn: int, mirror: bool) -> Alignment | None:
-        """:func:`lookalike.geometry.align_crop` of a pair (``b`` turned first); the
-        alignment thumbnails are prepared only for a placement that correlates."""
+        """Align a strong crop with its original (``b`` turned first):
+        :func:`lookalike.geometry.crop_placement`, then :func:`~lookalike.geometry.refine`;
+        the alignment thumbnails are prepared only for a placement that correlates."""
         ga, gb = self._geo(a), self._geo(b, turn)
         found = crop_placement(ga, gb, mirror=mirror)
         if found is None:
