@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -76,6 +76,11 @@ class GeoPrepared:
     size: tuple[int, int]  # (width, height) of the picture inside the canvas
     image_size: tuple[int, int]  # (width, height) of the full picture
     invariant: np.ndarray  # float32 (63,): :func:`invariant_descriptor` of the picture
+
+    @cached_property
+    def crop_pieces(self) -> CropPieces:
+        """:func:`crop_pieces`, cut on first use (few images are crop-searched)."""
+        return crop_pieces(self)
 
 
 @dataclass(frozen=True)
@@ -313,25 +318,48 @@ def _best_placement(
 
     Searched at half the canvas size (32 px on the long side), which is enough to place
     the crop for ECC to refine, at a quarter of the cost."""
-    ox, oy = outer.offset
-    ow, oh = outer.size
-    ix, iy = inner.offset
-    iw, ih = inner.size
-    haystack = _halved(outer.small[outer_side][oy : oy + oh, ox : ox + ow])
-    needle_full = inner.small[inner_side][iy : iy + ih, ix : ix + iw]
+    haystack = outer.crop_pieces.haystacks[outer_side]
     best = None
-    for scale in _CROP_SCALES.tolist():
-        # the two canvases show their pictures at SPECTRUM_PX on the long side, so the
-        # crop's pixels shrink by its share of the other's side
-        tw, th = round(iw * scale / 2), round(ih * scale / 2)
-        if min(tw, th) < _MIN_TEMPLATE_PX or tw > haystack.shape[1] or th > haystack.shape[0]:
+    rows, columns = haystack.shape
+    for needle in inner.crop_pieces.needles[inner_side]:
+        if needle is None or needle.shape[1] > columns or needle.shape[0] > rows:
             continue
-        needle = cv2.resize(needle_full, (tw, th), interpolation=cv2.INTER_AREA)
         result = cv2.matchTemplate(haystack, needle, cv2.TM_CCOEFF_NORMED)
         _, score, _, (x, y) = cv2.minMaxLoc(result)
         if best is None or score > best[0]:
-            best = (float(score), (2.0 * x, 2.0 * y), 2.0 * tw / iw)
+            best = (float(score), (2.0 * x, 2.0 * y), 2.0 * needle.shape[1] / inner.size[0])
     return best
+
+
+@dataclass(frozen=True)
+class CropPieces:
+    """What :func:`crop_placement` cuts from one picture, each ``[plain, mirrored]``: the
+    picture at half size (where others are looked for) and reduced by each crop scale
+    (what is looked for in others; ``None`` where too small)."""
+
+    haystacks: tuple[np.ndarray, np.ndarray]
+    needles: tuple[tuple[np.ndarray | None, ...], tuple[np.ndarray | None, ...]]
+
+
+def crop_pieces(prepared: GeoPrepared) -> CropPieces:
+    """The :class:`CropPieces` of a prepared picture (once per image and side)."""
+    x, y = prepared.offset
+    w, h = prepared.size
+    pictures = [prepared.small[side][y : y + h, x : x + w] for side in (0, 1)]
+    needles = []
+    for picture in pictures:
+        scaled = []
+        for scale in _CROP_SCALES.tolist():
+            # the two canvases show their pictures at SPECTRUM_PX on the long side, so the
+            # crop's pixels shrink by its share of the other's side
+            tw, th = round(w * scale / 2), round(h * scale / 2)
+            if min(tw, th) < _MIN_TEMPLATE_PX:
+                scaled.append(None)
+            else:
+                scaled.append(cv2.resize(picture, (tw, th), interpolation=cv2.INTER_AREA))
+        needles.append(tuple(scaled))
+    haystacks = tuple(_halved(picture) for picture in pictures)
+    return CropPieces(haystacks, tuple(needles))  # type: ignore[arg-type]
 
 
 def _halved(picture: np.ndarray) -> np.ndarray:

@@ -211,6 +211,7 @@ class PairJudge:
         size = lambda n: max(64, round(n * cache_scale))  # noqa: E731
         self._prepared = lru_cache(maxsize=size(2048))(self._prepare)
         self._coarse = lru_cache(maxsize=size(8192))(self._prepare_coarse)
+        # (called with ``turn`` always given: ``f(d)`` and ``f(d, 0)`` are two cache keys)
         self._geo = lru_cache(maxsize=size(4096))(self._prepare_geo)
         self._aligning = lru_cache(maxsize=size(1024))(self._prepare_aligning)
         # unbounded (a float an image): asked by the search, geometry and keeper choice
@@ -227,7 +228,7 @@ class PairJudge:
     def _prepare_coarse(self, digest: str) -> Prepared:
         return coarse_thumb(self.rows[digest].features.thumb)
 
-    def _prepare_geo(self, digest: str, turn: int = 0) -> GeoPrepared:
+    def _prepare_geo(self, digest: str, turn: int) -> GeoPrepared:
         row = self.rows[digest]
         width, height = oriented_size((row.width, row.height), turn)
         thumb = np.ascontiguousarray(orient(row.features.thumb, turn))
@@ -246,7 +247,7 @@ class PairJudge:
         return found
 
     def _prepare_aligning(
-        self, digest: str, turn: int = 0
+        self, digest: str, turn: int
     ) -> tuple[AlignThumbs, np.ndarray, np.ndarray, np.ndarray]:
         """Alignment thumbnails, then plain thumbnail, texture map, fill map (each plain and
         mirrored), of the picture turned by ``turn`` quarter turns."""
@@ -324,7 +325,7 @@ class PairJudge:
         for a, b, _ in todo:
             index.setdefault(a, len(index))
             index.setdefault(b, len(index))
-        prepared = [self._geo(d) for d in index]
+        prepared = [self._geo(d, 0) for d in index]
         tries = [(index[a], index[b], m) for a, b, ms in todo for m in ms]
         screens = iter(_screen_parallel(prepared, tries, self.workers))
         for a, b, ms in todo:
@@ -559,7 +560,7 @@ class PairJudge:
         cached = self._screens.pop((a, b), {}) if turn == 0 else {}
         missing = [m for m in orientations if m not in cached]
         if missing:
-            pair = [self._geo(a), self._geo(b, turn)]
+            pair = [self._geo(a, 0), self._geo(b, turn)]
             cached.update(
                 zip(missing, screen_pairs(pair, [(0, 1, m) for m in missing]), strict=True)
             )
@@ -570,7 +571,7 @@ class PairJudge:
         limits = self.settings.geometry
         filled = turn == 0 and (self.fill_angle(a) is not None or self.fill_angle(b) is not None)
         method = "mirror geometry" if mirror else "geometry"
-        ga, gb = self._geo(a), self._geo(b, turn)
+        ga, gb = self._geo(a, 0), self._geo(b, turn)
         alignment = None
         if screen.response < limits.min_response and not filled:
             # a strong crop keeps too little of the spectrum: look for one picture inside
@@ -587,7 +588,7 @@ class PairJudge:
                 return Verdict(False, 0.0, evidence)
         self.stats["aligned"] += 1
         (ecc_a, plain_a, tex_a, fill_a), (ecc_b, plain_b, tex_b, fill_b) = (
-            self._aligning(a),
+            self._aligning(a, 0),
             self._aligning(b, turn),
         )
         if alignment is None and screen.response >= limits.min_response:
@@ -623,11 +624,11 @@ class PairJudge:
         """Align a strong crop with its original (``b`` turned first):
         :func:`lookalike.geometry.crop_placement`, then :func:`~lookalike.geometry.refine`;
         the alignment thumbnails are prepared only for a placement that correlates."""
-        ga, gb = self._geo(a), self._geo(b, turn)
+        ga, gb = self._geo(a, 0), self._geo(b, turn)
         found = crop_placement(ga, gb, mirror=mirror)
         if found is None:
             return None
-        ecc_a, ecc_b = self._aligning(a)[0], self._aligning(b, turn)[0]
+        ecc_a, ecc_b = self._aligning(a, 0)[0], self._aligning(b, turn)[0]
         return refine(ga, gb, ecc_a, ecc_b, found[0], mirror, self.settings.geometry, found[1])
 
     def _same_pixels(self, ra: ImageRow, rb: ImageRow, evidence: dict[str, Any]) -> bool:
