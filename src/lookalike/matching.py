@@ -94,7 +94,7 @@ from .verify import (
 
 logger = logging.getLogger(__name__)
 
-MATCH_VERSION = 8  # bump when verdicts computed by older code must not be reused
+MATCH_VERSION = 7  # bump when verdicts computed by older code must not be reused
 
 
 @dataclass(frozen=True)
@@ -214,9 +214,6 @@ class PairJudge:
         size = lambda n: max(64, round(n * cache_scale))  # noqa: E731
         self._prepared = lru_cache(maxsize=size(2048))(self._prepare)
         self._coarse = lru_cache(maxsize=size(8192))(self._prepare_coarse)
-        # the same two, of a picture inside its bars or border (a trimmed side)
-        self._prepared_cut = lru_cache(maxsize=size(512))(self._prepare_cut)
-        self._coarse_cut = lru_cache(maxsize=size(2048))(self._prepare_coarse_cut)
         # (called with ``turn`` always given: ``f(d)`` and ``f(d, 0)`` are two cache keys)
         self._geo = lru_cache(maxsize=size(4096))(self._prepare_geo)
         self._aligning = lru_cache(maxsize=size(1024))(self._prepare_aligning)
@@ -225,7 +222,7 @@ class PairJudge:
         # bars and borders: a picture's content when it has any (a few percent of images)
         self.trimmed = lru_cache(maxsize=size(8192))(self._measure_trimmed)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
-        self._first_looks: dict[FirstLook, float] = {}
+        self._first_looks: dict[tuple[str, str, int], float] = {}  # (a, b, orientation)
         self._invariants: dict[str, np.ndarray] = {}
         self.frames = _Frames()  # orientations of accepted pairs, for the keeper checks
 
@@ -234,32 +231,6 @@ class PairJudge:
 
     def _prepare_coarse(self, digest: str) -> Prepared:
         return coarse_thumb(self.rows[digest].features.thumb)
-
-    def _prepare_cut(self, digest: str) -> Prepared:
-        return prepare_thumb(self._cut(digest).features.thumb)
-
-    def _prepare_coarse_cut(self, digest: str) -> Prepared:
-        return coarse_thumb(self._cut(digest).features.thumb)
-
-    def _cut(self, digest: str) -> Trimmed:
-        found = self.trimmed(digest)
-        if found is None:
-            raise ValueError(f"{digest} has no bars or border to trim")
-        return found
-
-    def _sides(self, digest: str) -> list[tuple[bool, Features, tuple[int, int]]]:
-        """``(trimmed, features, size)`` of a picture as it is and, when it has bars or a
-        border, of the picture inside them."""
-        row = self.rows[digest]
-        sides = [(False, row.features, (row.width, row.height))]
-        cut = self.trimmed(digest)
-        return sides + ([(True, cut.features, cut.size)] if cut is not None else [])
-
-    def _coarse_side(self, digest: str, cut: bool) -> Prepared:
-        return self._coarse_cut(digest) if cut else self._coarse(digest)
-
-    def _prepared_side(self, digest: str, cut: bool) -> Prepared:
-        return self._prepared_cut(digest) if cut else self._prepared(digest)
 
     def _prepare_geo(self, digest: str, turn: int) -> GeoPrepared:
         row = self.rows[digest]
@@ -372,20 +343,19 @@ class PairJudge:
         looks of an earlier batch."""
         limit = self.settings.verify.max_aspect_change
         flips = (False, True) if self.settings.mirror else (False,)
-        tries: list[FirstLook] = []
+        tries = []
         for a, b in pairs:
             a, b = sorted((a, b))
             ra, rb = self.rows[a], self.rows[b]
-            if ra.features.is_flat or rb.features.is_flat or _twins(ra, rb) is not None:
+            fa, fb = ra.features, rb.features
+            if fa.is_flat or fb.is_flat or _twins(ra, rb) is not None:
                 continue
-            sides = itertools.product(self._sides(a), self._sides(b))
-            for (cut_a, fa, size_a), (cut_b, fb, size_b) in sides:
-                for flip in flips:
-                    for o in self._orientations_to_try(fa, fb, mirrored=flip):
-                        if aspect_change(size_a, oriented_size(size_b, o)) <= limit:
-                            tries.append((a, b, o, cut_a, cut_b))
-        looks = [(self._coarse_side(a, cut_a), oriented(self._coarse_side(b, cut_b), o))
-                 for a, b, o, cut_a, cut_b in tries]  # fmt: skip
+            size_a, size_b = (ra.width, ra.height), (rb.width, rb.height)
+            for flip in flips:
+                for o in self._orientations_to_try(fa, fb, mirrored=flip):
+                    if aspect_change(size_a, oriented_size(size_b, o)) <= limit:
+                        tries.append((a, b, o))
+        looks = [(self._coarse(a), oriented(self._coarse(b), o)) for a, b, o in tries]
         self._first_looks = dict(zip(tries, coarse_mads(looks).tolist(), strict=True))
 
     def judge(
@@ -538,7 +508,7 @@ class PairJudge:
                         orientation=o,
                         prepared=prepared,
                         coarse=coarse,
-                        first_look=self._first_looks.pop((a, b, o, False, False), None),
+                        first_look=self._first_looks.pop((a, b, o), None),
                     )
                     if v.accepted:
                         return done(v, "mirror" if flip else "near")
@@ -566,26 +536,22 @@ class PairJudge:
         """The whole-picture check of the pictures inside their bars or borders (either or
         both trimmed, :func:`lookalike.features.trim_bars`); ``None`` when neither has
         any. Returns the first accepted verdict, else the best."""
-        sides_a, sides_b = self._sides(a), self._sides(b)
-        if len(sides_a) == len(sides_b) == 1:
+        ta, tb = self.trimmed(a), self.trimmed(b)
+        if ta is None and tb is None:
             return None
+        ra, rb = self.rows[a], self.rows[b]
+        sides_a = [(False, ra.features, (ra.width, ra.height))]
+        sides_b = [(False, rb.features, (rb.width, rb.height))]
+        sides_a += [(True, ta.features, ta.size)] if ta else []
+        sides_b += [(True, tb.features, tb.size)] if tb else []
         best: Verdict | None = None
         for (cut_a, fa, size_a), (cut_b, fb, size_b) in itertools.product(sides_a, sides_b):
             if not (cut_a or cut_b):
                 continue  # compared already
             trimmed = [side for side, cut in (("a", cut_a), ("b", cut_b)) if cut]
-            coarse = (self._coarse_side(a, cut_a), self._coarse_side(b, cut_b))
-
-            def prepared(ca: bool = cut_a, cb: bool = cut_b) -> tuple[Prepared, Prepared]:
-                return self._prepared_side(a, ca), self._prepared_side(b, cb)
-
             for o in self._orientations_to_try(fa, fb, mirrored=mirrored):
                 self.stats["identity"] += 1
-                v = verify_pair(
-                    fa, fb, size_a, size_b, self.settings.verify, orientation=o,
-                    coarse=coarse, prepared=prepared,
-                    first_look=self._first_looks.pop((a, b, o, cut_a, cut_b), None),
-                )  # fmt: skip
+                v = verify_pair(fa, fb, size_a, size_b, self.settings.verify, orientation=o)
                 v = Verdict(v.accepted, v.score, {**v.evidence, "trimmed": trimmed})
                 if v.accepted:
                     return v
@@ -718,9 +684,6 @@ def _twins(ra: ImageRow, rb: ImageRow) -> str | None:
         return "JPEG stream digest"
     return None
 
-
-FirstLook = tuple[str, str, int, bool, bool]
-"""``(a, b, orientation of b, a trimmed, b trimmed)``: one whole-picture check's first look."""
 
 JudgeAsk = tuple[str, str, bool, "bool | None"]
 """``(a, b, geometric, mirror)``: a pair and the checks :meth:`PairJudge.judge` asks of it."""
