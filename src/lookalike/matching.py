@@ -83,10 +83,7 @@ from .verify import (
     Prepared,
     Verdict,
     VerifySettings,
-    aspect_change,
-    coarse_mads,
     coarse_thumb,
-    oriented,
     prepare_thumb,
     verify_aligned,
     verify_pair,
@@ -222,7 +219,6 @@ class PairJudge:
         # bars and borders: a picture's content when it has any (a few percent of images)
         self.trimmed = lru_cache(maxsize=size(8192))(self._measure_trimmed)
         self._screens: dict[tuple[str, str], dict[bool, Screen]] = {}
-        self._first_looks: dict[tuple[str, str, int], float] = {}  # (a, b, orientation)
         self._invariants: dict[str, np.ndarray] = {}
         self.frames = _Frames()  # orientations of accepted pairs, for the keeper checks
 
@@ -334,29 +330,6 @@ class PairJudge:
         screens = iter(_screen_parallel(prepared, tries, self.workers))
         for a, b, ms in todo:
             self._screens[(a, b)] = {m: next(screens) for m in ms}
-
-    def first_looks(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Take the 32 px first look of the whole-picture checks of many pairs at once
-        (:func:`lookalike.verify.coarse_mads`, every orientation the checks will try),
-        for the ``judge`` calls that follow: most candidates differ plainly, and one
-        NumPy pass costs a fraction of a call per pair and orientation. Replaces the
-        looks of an earlier batch."""
-        limit = self.settings.verify.max_aspect_change
-        flips = (False, True) if self.settings.mirror else (False,)
-        tries = []
-        for a, b in pairs:
-            a, b = sorted((a, b))
-            ra, rb = self.rows[a], self.rows[b]
-            fa, fb = ra.features, rb.features
-            if fa.is_flat or fb.is_flat or _twins(ra, rb) is not None:
-                continue
-            size_a, size_b = (ra.width, ra.height), (rb.width, rb.height)
-            for flip in flips:
-                for o in self._orientations_to_try(fa, fb, mirrored=flip):
-                    if aspect_change(size_a, oriented_size(size_b, o)) <= limit:
-                        tries.append((a, b, o))
-        looks = [(self._coarse(a), oriented(self._coarse(b), o)) for a, b, o in tries]
-        self._first_looks = dict(zip(tries, coarse_mads(looks).tolist(), strict=True))
 
     def judge(
         self, a: str, b: str, *, geometric: bool = True, mirror: bool | None = None
@@ -508,7 +481,6 @@ class PairJudge:
                         orientation=o,
                         prepared=prepared,
                         coarse=coarse,
-                        first_look=self._first_looks.pop((a, b, o), None),
                     )
                     if v.accepted:
                         return done(v, "mirror" if flip else "near")
@@ -718,7 +690,6 @@ def judge_batch(task: JudgeTask) -> list[tuple[str, str, Hit]]:
             stored = _worker_store(task.store_path).load_images(missing)
             judge.rows.update((row.digest, row) for row in stored)
         judge.cached, judge.new = dict(task.previous), {}
-        judge.first_looks([(a, b) for a, b, geometric, _ in task.asks if not geometric])
         judge.screen_many([(a, b, m) for a, b, geometric, m in task.asks if geometric])
         return [(a, b, judge.verdict(a, b, geometric=g, mirror=m)) for a, b, g, m in task.asks]
     except Exception as exc:  # noqa: BLE001 - the caller verifies these pairs instead
@@ -816,7 +787,6 @@ class _Frames:
         rb, ob = self.find(b)
         return compose(ob, inverse(oa)) if ra == rb else None
 _SCREEN_BATCH = 2048
-_FIRST_LOOK_BATCH = 4096  # whole-picture checks whose first looks are taken at once
 """Pairs screened together; bounds the spectra held at once (about 0.1 MB an image)."""
 _FILLED_MIN_INITIAL_CC = 0.3  # first correlation asked of a pair with filled corners
 _HINTED_MIN_INITIAL_CC = 0.0  # ... when starting from the corners' angle, centres on each other
@@ -1087,10 +1057,7 @@ class _Search:
                 asks = [(*k, False, _orientation(v)) for _, k, v, _ in todo if k not in self.found]
                 self.judge.prejudge(asks, self.executor)
         end = self.done + (len(candidates) if planned is None else planned)
-        for k, (_, key, view, sim) in enumerate(todo):
-            if not geometric and self.executor is None and k % _FIRST_LOOK_BATCH == 0:
-                batch = todo[k : k + _FIRST_LOOK_BATCH]
-                self.judge.first_looks(key for _, key, _, _ in batch if key not in self.found)
+        for _, key, view, sim in todo:
             if key not in self.found:
                 pair = self.judge.judge(*key, geometric=geometric, mirror=_orientation(view))
                 if pair is not None:

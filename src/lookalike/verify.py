@@ -38,7 +38,7 @@ shots of a scene keep what moved.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,23 +137,6 @@ def compare_prepared(a: Prepared, b: Prepared) -> tuple[float, float]:
     return float(diff.sum()) / (510.0 * n), np.count_nonzero(diff > 510.0 * _CHANGE_LEVEL) / n
 
 
-def coarse_mads(pairs: Sequence[tuple[Prepared, Prepared]]) -> np.ndarray:
-    """The ``mad`` of :func:`compare_prepared` for many pairs of thumbnails of one size
-    at once (float64, one a pair): the first look of many whole-picture checks in one
-    NumPy pass. Each pair's figure depends on that pair only, not on the batch."""
-    if not pairs:
-        return np.zeros(0)
-    pixels_a = np.stack([a.pixels.ravel() for a, _ in pairs])
-    pixels_b = np.stack([b.pixels.ravel() for _, b in pairs])
-    ranks_a = np.stack([a.ranks.ravel() for a, _ in pairs])
-    ranks_b = np.stack([b.ranks.ravel() for _, b in pairs])
-    sorted_a = np.stack([a.sorted_values for a, _ in pairs])
-    sorted_b = np.stack([b.sorted_values for _, b in pairs])
-    diff = np.abs(pixels_a - np.take_along_axis(sorted_a, ranks_b, axis=1))
-    diff += np.abs(pixels_b - np.take_along_axis(sorted_b, ranks_a, axis=1))
-    return diff.sum(axis=1).astype(np.float64) / (510.0 * diff.shape[1])
-
-
 def global_shift(a: Prepared, b: Prepared) -> float:
     """Length of the translation between two thumbnails (phase correlation), in pixels."""
     global _WINDOW
@@ -208,14 +191,12 @@ def verify_pair(
     *,
     prepared: tuple[Prepared, Prepared] | Callable[[], tuple[Prepared, Prepared]] | None = None,
     coarse: tuple[Prepared, Prepared] | None = None,
-    first_look: float | None = None,
     orientation: int = 0,
 ) -> Verdict:
     """Compare two images by their features; accept when they are the same picture.
 
     ``b`` is compared in ``orientation`` (:mod:`lookalike.orientation`: turned and/or
-    mirrored). ``coarse`` (from :func:`coarse_thumb`) enables the cheap first look
-    (``first_look``: its ``mad``, measured already by :func:`coarse_mads`);
+    mirrored). ``coarse`` (from :func:`coarse_thumb`) enables the cheap first look;
     ``prepared`` (from :func:`prepare_thumb`, as stored; or a function returning them,
     called only when the first look passes) saves recomputing the 128 px thumbnails.
     """
@@ -238,10 +219,9 @@ def verify_pair(
     if similarity < settings.min_descriptor_similarity:
         evidence.update(descriptor_similarity=round(similarity, 4), reason="descriptors differ")
         return Verdict(False, 0.0, evidence)
-    if first_look is None and coarse is not None:
-        first_look = float(coarse_mads([(coarse[0], oriented(coarse[1], o))])[0])
-    if first_look is not None:
-        mad = first_look
+    if coarse is not None:
+        ca, cb = coarse
+        mad, changed = compare_prepared(ca, oriented(cb, o))
         if mad > settings.mad_limit:
             evidence.update(mad=round(mad, 4), reason="differs at 32 px")
             return Verdict(False, round(score_from(mad / settings.mad_limit), 4), evidence)
