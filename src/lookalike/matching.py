@@ -91,7 +91,7 @@ from .verify import (
 
 logger = logging.getLogger(__name__)
 
-MATCH_VERSION = 7  # bump when verdicts computed by older code must not be reused
+MATCH_VERSION = 8  # bump when verdicts computed by older code must not be reused
 
 
 @dataclass(frozen=True)
@@ -211,6 +211,9 @@ class PairJudge:
         size = lambda n: max(64, round(n * cache_scale))  # noqa: E731
         self._prepared = lru_cache(maxsize=size(2048))(self._prepare)
         self._coarse = lru_cache(maxsize=size(8192))(self._prepare_coarse)
+        # the same two, of a picture inside its bars or border (a trimmed side)
+        self._prepared_cut = lru_cache(maxsize=size(512))(self._prepare_cut)
+        self._coarse_cut = lru_cache(maxsize=size(2048))(self._prepare_coarse_cut)
         # (called with ``turn`` always given: ``f(d)`` and ``f(d, 0)`` are two cache keys)
         self._geo = lru_cache(maxsize=size(4096))(self._prepare_geo)
         self._aligning = lru_cache(maxsize=size(1024))(self._prepare_aligning)
@@ -227,6 +230,32 @@ class PairJudge:
 
     def _prepare_coarse(self, digest: str) -> Prepared:
         return coarse_thumb(self.rows[digest].features.thumb)
+
+    def _prepare_cut(self, digest: str) -> Prepared:
+        return prepare_thumb(self._cut(digest).features.thumb)
+
+    def _prepare_coarse_cut(self, digest: str) -> Prepared:
+        return coarse_thumb(self._cut(digest).features.thumb)
+
+    def _cut(self, digest: str) -> Trimmed:
+        found = self.trimmed(digest)
+        if found is None:
+            raise ValueError(f"{digest} has no bars or border to trim")
+        return found
+
+    def _sides(self, digest: str) -> list[tuple[bool, Features, tuple[int, int]]]:
+        """``(trimmed, features, size)`` of a picture as it is and, when it has bars or a
+        border, of the picture inside them."""
+        row = self.rows[digest]
+        sides = [(False, row.features, (row.width, row.height))]
+        cut = self.trimmed(digest)
+        return sides + ([(True, cut.features, cut.size)] if cut is not None else [])
+
+    def _coarse_side(self, digest: str, cut: bool) -> Prepared:
+        return self._coarse_cut(digest) if cut else self._coarse(digest)
+
+    def _prepared_side(self, digest: str, cut: bool) -> Prepared:
+        return self._prepared_cut(digest) if cut else self._prepared(digest)
 
     def _prepare_geo(self, digest: str, turn: int) -> GeoPrepared:
         row = self.rows[digest]
@@ -508,22 +537,23 @@ class PairJudge:
         """The whole-picture check of the pictures inside their bars or borders (either or
         both trimmed, :func:`lookalike.features.trim_bars`); ``None`` when neither has
         any. Returns the first accepted verdict, else the best."""
-        ta, tb = self.trimmed(a), self.trimmed(b)
-        if ta is None and tb is None:
+        sides_a, sides_b = self._sides(a), self._sides(b)
+        if len(sides_a) == len(sides_b) == 1:
             return None
-        ra, rb = self.rows[a], self.rows[b]
-        sides_a = [(False, ra.features, (ra.width, ra.height))]
-        sides_b = [(False, rb.features, (rb.width, rb.height))]
-        sides_a += [(True, ta.features, ta.size)] if ta else []
-        sides_b += [(True, tb.features, tb.size)] if tb else []
         best: Verdict | None = None
         for (cut_a, fa, size_a), (cut_b, fb, size_b) in itertools.product(sides_a, sides_b):
             if not (cut_a or cut_b):
                 continue  # compared already
             trimmed = [side for side, cut in (("a", cut_a), ("b", cut_b)) if cut]
+            coarse = (self._coarse_side(a, cut_a), self._coarse_side(b, cut_b))
+
+            def prepared(ca: bool = cut_a, cb: bool = cut_b) -> tuple[Prepared, Prepared]:
+                return self._prepared_side(a, ca), self._prepared_side(b, cb)
+
             for o in self._orientations_to_try(fa, fb, mirrored=mirrored):
                 self.stats["identity"] += 1
-                v = verify_pair(fa, fb, size_a, size_b, self.settings.verify, orientation=o)
+                v = verify_pair(fa, fb, size_a, size_b, self.settings.verify, orientation=o,
+                                coarse=coarse, prepared=prepared)  # fmt: skip
                 v = Verdict(v.accepted, v.score, {**v.evidence, "trimmed": trimmed})
                 if v.accepted:
                     return v
