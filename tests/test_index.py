@@ -349,3 +349,64 @@ def test_knn_between_finds_each_query_s_nearest_base_rows_like_brute_force() -> 
     assert set(zip(qi.tolist(), bj.tolist(), strict=True)) == expected
     assert 7 not in bj.tolist()
     np.testing.assert_allclose(sims, np.einsum("ij,ij->i", queries[qi], base[bj]), atol=1e-5)
+
+
+# ----------------------------------------------------------------- reciprocal neighbours
+
+
+def _ranked_others(sim: np.ndarray, row: int) -> np.ndarray:
+    scores = sim[row].copy()
+    scores[row] = -np.inf
+    return np.argsort(-scores, kind="stable")
+
+
+def test_knn_tells_which_pairs_are_reciprocal_neighbours_like_brute_force() -> None:
+    x, _ = planted_vectors(400, 16, copies=40, seed=4)
+    sim = x.astype(np.float64) @ x.T.astype(np.float64)
+
+    pairs = knn_pairs(x, k=3, min_similarity=-1.0, mutual=5)
+
+    assert pairs.reciprocal is not None and len(pairs.reciprocal) == len(pairs)
+    for i, j, reciprocal in zip(pairs.i, pairs.j, pairs.reciprocal, strict=True):
+        mutual = j in _ranked_others(sim, i)[:5] and i in _ranked_others(sim, j)[:5]
+        assert bool(reciprocal) == mutual, (i, j)
+    assert 0 < pairs.reciprocal.sum() < len(pairs)  # some are, some are not
+    assert knn_pairs(x, k=3).reciprocal is None  # not asked
+
+
+def test_a_planted_copy_stands_out_as_a_reciprocal_neighbour() -> None:
+    x, planted = planted_vectors(600, 16, copies=60, seed=1)
+
+    pairs = knn_pairs(x, k=5, min_similarity=0.2, mutual=5)
+
+    found = set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True))
+    reciprocal = {
+        (int(i), int(j))
+        for i, j, r in zip(pairs.i, pairs.j, pairs.reciprocal, strict=True)
+        if r
+    }
+    assert planted <= found
+    assert len({p for p in planted if p in reciprocal}) >= 0.95 * len(planted)
+    assert len(reciprocal) < 0.6 * len(found)  # most look-alikes are not reciprocal
+
+
+def test_reciprocal_bars_give_each_base_row_its_nth_nearest_other_owner() -> None:
+    from lookalike.index import reciprocal_bars
+
+    rng = np.random.default_rng(9)
+    queries = rng.normal(size=(60, 8)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    query_owner = np.repeat(np.arange(30), 2)  # two rows an owner (plain and mirrored, say)
+    base = rng.normal(size=(90, 8)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    base_owner = np.repeat(np.arange(30), 3)  # three windows an owner
+
+    bars = reciprocal_bars(queries, query_owner, base, base_owner, 4)
+
+    for row in range(90):
+        best: dict[int, float] = {}
+        for q in range(60):
+            owner = int(query_owner[q])
+            if owner != base_owner[row]:
+                best[owner] = max(best.get(owner, -2.0), float(base[row] @ queries[q]))
+        assert bars[row] == pytest.approx(sorted(best.values(), reverse=True)[3], abs=1e-5)

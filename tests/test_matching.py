@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 import lookalike
@@ -166,3 +168,57 @@ def test_every_new_verdict_reaches_the_judge_s_sink_here_and_from_workers(
                           on_verdict=lambda a, b, hit: sent.__setitem__((a, b), hit))  # fmt: skip
         find_pairs(rows, settings, judge, workers=1, executor=executor)
         assert sent and sent == judge.new
+
+
+# -- reciprocal candidates ---------------------------------------------------------------------
+
+
+def test_every_crop_of_a_picture_with_many_crops_joins_its_group(benchdata, tmp_path) -> None:
+    """Thirty crops of one photo are each other's nearest neighbours, so the photo is
+    among few crops' reciprocal neighbours: the other crops are checked once it has a
+    group."""
+    from PIL import Image, ImageOps
+
+    from lookalike.evaluation import load_truth
+
+    truth = load_truth(benchdata / "truth.json")
+    originals = sorted({v["original"] for v in truth.variant_of.values()})
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.default_rng(2)
+    for k, rel in enumerate(originals[:20]):
+        with Image.open(benchdata / rel) as im:
+            photo = ImageOps.exif_transpose(im).convert("RGB")
+        photo.save(root / f"photo_{k:02d}.jpg", quality=92)
+    photo = Image.open(root / "photo_03.jpg")
+    w, h = photo.size
+    for k in range(30):
+        keep = rng.uniform(0.55, 0.9) ** 0.5
+        cw, ch = int(w * keep), int(h * keep)
+        x, y = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
+        photo.crop((x, y, x + cw, y + ch)).save(root / f"crop_{k:02d}.jpg", quality=90)
+
+    result = lookalike.scan([root], db=tmp_path / "s.db", engine="serial")
+
+    groups = [sorted(Path(p).name for p in [g.keeper, *(m.path for m in g.members)])
+              for g in result.groups]  # fmt: skip
+    assert groups == [sorted([f"crop_{k:02d}.jpg" for k in range(30)] + ["photo_03.jpg"])]
+
+
+def test_look_alike_candidates_that_are_not_reciprocal_are_not_checked() -> None:
+    from lookalike.matching import identity_candidates
+
+    rng = np.random.default_rng(0)
+    # a crowd of look-alikes (cosine ~0.9 to each other) and one planted copy
+    centre = rng.normal(size=63)
+    crowd = centre + 0.35 * rng.normal(size=(40, 63))
+    crowd[39] = crowd[0] + 0.02 * rng.normal(size=63)
+    vectors = (crowd / np.linalg.norm(crowd, axis=1, keepdims=True)).astype(np.float32)
+    settings = MatchSettings(turns=False, min_descriptor_similarity=0.5)
+
+    found = identity_candidates(vectors, settings)
+    every = identity_candidates(vectors, replace(settings, mutual_neighbours=0))
+
+    assert (0, 39) in found.reciprocal
+    assert not every.others and set(every.reciprocal) == set(found.reciprocal) | set(found.others)
+    assert len(found.reciprocal) < 0.6 * len(every.reciprocal)

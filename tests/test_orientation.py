@@ -89,7 +89,7 @@ def test_without_mirror_images_the_search_turns_pictures_only() -> None:
         assert set(choice) <= {0, 1, 2, 3}
     found = identity_candidates(np.stack([rows[0], orient_descriptor(rows[0], 3)]),
                                 MatchSettings(mirror=False))  # fmt: skip
-    assert found[(0, 1)][1] > 0.999
+    assert found.reciprocal[(0, 1)][1] > 0.999
 
 
 def test_frames_give_the_orientation_between_pictures_linked_through_others() -> None:

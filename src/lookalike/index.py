@@ -75,6 +75,9 @@ class CandidatePairs:
     i: np.ndarray
     j: np.ndarray
     score: np.ndarray
+    # per pair, whether each item is among the other's ``mutual`` nearest (``knn_pairs``
+    # with ``mutual``); ``None`` when not asked
+    reciprocal: np.ndarray | None = None
 
     def __len__(self) -> int:
         """Number of pairs."""
@@ -98,6 +101,7 @@ def knn_pairs(
     exact_limit: int = 50_000,
     batch_size: int = 65_536,
     workers: int | None = None,
+    mutual: int = 0,
 ) -> CandidatePairs:
     """Link every descriptor to its ``k`` most similar other rows (inner product).
 
@@ -127,6 +131,9 @@ def knn_pairs(
         exact_limit: Largest number of non-zero rows searched exactly.
         batch_size: Query rows per search call; bounds the working memory.
         workers: FAISS threads; ``None`` keeps FAISS's current setting.
+        mutual: When > 0, also tell for each pair whether each row is among the
+            ``mutual`` most similar rows of the other (``reciprocal``; the search goes
+            that deep, and the ``mutual``-th similarity of a row counts as among).
 
     Returns:
         Pairs scored by cosine similarity.
@@ -152,14 +159,24 @@ def knn_pairs(
         return CandidatePairs.empty()
     x = x if live.size == len(x) else x[live]
     k = min(k, live.size - 1)
+    _require_non_negative(mutual=mutual)
+    depth = min(max(k, mutual), live.size - 1)
+    bars = np.full(live.size, -np.inf, np.float32)
     with _faiss_threads(workers):
         if live.size <= exact_limit:
-            batches = _search_flat(x, k + 1, batch_size)
+            batches = _search_flat(x, depth + 1, batch_size)
         else:
-            batches = _search_ivf(x, k + 1, batch_size)
-        found = [_neighbour_pairs(*batch, k=k, min_similarity=min_similarity) for batch in batches]
+            batches = _search_ivf(x, depth + 1, batch_size)
+        found = []
+        for rows, sims, labels in batches:
+            found.append(_neighbour_pairs(rows, sims, labels, k=k, min_similarity=min_similarity))
+            if mutual:
+                bars[rows] = _nth_other(rows, sims, labels, mutual)
     pairs = _unique_pairs(found, live.size, keep_max=True)
-    return CandidatePairs(live[pairs.i], live[pairs.j], pairs.score)
+    reciprocal = None
+    if mutual:
+        reciprocal = (pairs.score >= bars[pairs.i]) & (pairs.score >= bars[pairs.j])
+    return CandidatePairs(live[pairs.i], live[pairs.j], pairs.score, reciprocal)
 
 
 def knn_between(
@@ -385,6 +402,59 @@ def _neighbour_pairs(
     keep &= sims >= min_similarity
     row, col = np.nonzero(keep)
     return rows[row], labels[row, col], sims[row, col]
+
+
+def _nth_other(rows: np.ndarray, sims: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """The similarity of each query row's ``n``-th nearest other row (``-inf`` when it
+    has fewer than ``n``)."""
+    keep = (labels != rows[:, None]) & (labels >= 0)
+    rank = np.cumsum(keep, axis=1)
+    hit = keep & (rank == n)
+    out = np.full(len(rows), -np.inf, np.float32)
+    row, col = np.nonzero(hit)
+    out[row] = sims[row, col]
+    return out
+
+
+def reciprocal_bars(
+    queries: np.ndarray,
+    query_owner: np.ndarray,
+    base: np.ndarray,
+    base_owner: np.ndarray,
+    mutual: int,
+    *,
+    workers: int | None = None,
+) -> np.ndarray:
+    """For each ``base`` row, the similarity of its ``mutual``-th nearest owner of
+    ``queries`` rows (owners are whatever the rows belong to, images say; an owner's own
+    rows do not count, and an owner counts once, by its best row); ``-inf`` when fewer.
+
+    A pair found by searching ``queries`` in ``base`` is reciprocal when its similarity
+    reaches its base row's bar: the query's owner is among the owners nearest to that
+    row, searched the other way round.
+    """
+    _require_positive(mutual=mutual)
+    bars = np.full(len(base), -np.inf, np.float32)
+    if len(queries) == 0 or len(base) == 0:
+        return bars
+    per_owner = int(np.bincount(query_owner).max())
+    k = min(len(queries), per_owner * (mutual + 1))
+    row, qj, sims = knn_between(base, queries, k=k, min_similarity=-1.0, workers=workers)
+    owner = query_owner[qj]
+    other = owner != base_owner[row]
+    row, owner, sims = row[other], owner[other], sims[other]
+    # each (row, owner) once, by its best similarity; then the mutual-th best per row
+    order = np.lexsort((-sims, owner, row))
+    row, owner, sims = row[order], owner[order], sims[order]
+    first = np.ones(len(row), bool)
+    first[1:] = (row[1:] != row[:-1]) | (owner[1:] != owner[:-1])
+    row, sims = row[first], sims[first]
+    order = np.lexsort((-sims, row))
+    row, sims = row[order], sims[order]
+    start = np.searchsorted(row, np.arange(len(base)))
+    has = np.bincount(row, minlength=len(base)) >= mutual
+    bars[has] = sims[start[has] + mutual - 1]
+    return bars
 
 
 @contextlib.contextmanager
@@ -736,6 +806,13 @@ def _require_positive(**values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
+def _require_non_negative(**values: int) -> None:
+    """Raise ConfigError unless every named value is an integer >= 0."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ConfigError(f"{name} must be an integer >= 0, got {value!r}.")
 
 
 def _require_workers(workers: int | None) -> None:

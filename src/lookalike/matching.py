@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -68,7 +69,7 @@ from .geometry import (
     screen_pairs,
     textured,
 )
-from .index import knn_between, knn_pairs, locality_ranks
+from .index import knn_between, knn_pairs, locality_ranks, reciprocal_bars
 from .orientation import (
     NAMES,
     all_orientations,
@@ -106,6 +107,13 @@ class MatchSettings:
     view_neighbours: int = 2
     min_view_similarity: float = 0.5
     spectrum_neighbours: int = 1  # nearest by Fourier-Mellin invariants, images left alone
+    # a candidate of any search is checked first only when each image is among the
+    # other's ``mutual_neighbours`` nearest by that search (reciprocal neighbours), or when
+    # it is at least ``sure_similarity`` similar; the others only when one of the two has
+    # a group by then (see ``find_pairs``). Where many pictures look alike, that drops the
+    # look-alikes every image has and keeps the copy that stands out from them
+    mutual_neighbours: int = 5  # 0: every candidate is checked
+    sure_similarity: float = 0.97
     group_pair_tries: int = 3  # geometric checks between two groups found already, per pair
     verify: VerifySettings = VerifySettings()
     geometry: GeometryLimits = GeometryLimits()
@@ -843,6 +851,34 @@ Candidates = dict[tuple[int, int], tuple[str, float]]
 """Index pairs ``(i, j)``, ``i < j``, -> (which search found them, its similarity)."""
 
 
+@dataclass(frozen=True)
+class Found:
+    """The candidates of a search: ``reciprocal`` ones (each image among the other's
+    ``mutual_neighbours`` nearest, or the two at least ``sure_similarity`` similar) and
+    the ``others``, which :func:`find_pairs` checks only for images that have a group."""
+
+    reciprocal: Candidates
+    others: Candidates
+
+    def __len__(self) -> int:
+        return len(self.reciprocal) + len(self.others)
+
+    def merge(self, other: Found) -> Found:
+        """Both searches' candidates, each pair once with its higher similarity; a pair
+        reciprocal in either is reciprocal."""
+        strong = _best_of(self.reciprocal, other.reciprocal)
+        weak = {k: v for k, v in _best_of(self.others, other.others).items() if k not in strong}
+        return Found(strong, weak)
+
+
+def _best_of(a: Candidates, b: Candidates) -> Candidates:
+    out = dict(a)
+    for key, (view, sim) in b.items():
+        if key not in out or out[key][1] < sim:
+            out[key] = (view, sim)
+    return out
+
+
 def find_pairs(
     rows: Sequence[ImageRow],
     settings: MatchSettings,
@@ -854,6 +890,10 @@ def find_pairs(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[DigestPair]:
     """All duplicate pairs among distinct contents, sorted by digests.
+
+    Every search's candidates are checked in two rounds: the reciprocal ones first
+    (:class:`Found`), then, once all searches had their first round, the others that
+    have an image in a group by then.
 
     ``extra`` adds candidates found elsewhere (learned embeddings); they are verified
     like view candidates, geometry included, and so are the spectrum candidates of the
@@ -892,16 +932,20 @@ def find_pairs(
     views = _views(rows, settings, vectors, workers, judge)
     if len(rows) >= _CACHE_FRIENDLY_FROM:
         search.ranks = locality_ranks(vectors, cell_size=_CACHE_FRIENDLY_CELL)
-    search.expect(len(identity))  # their whole-picture checks (views count in judge_views)
-    search.judge_all(identity, "descriptor_similarity", geometric=False)
-    search.judge_views(views, "view_similarity", settings)
+    search.judge_identity(identity.reciprocal)
+    search.judge_views(views.reciprocal, "view_similarity", settings)
     search.judge_views(extra or {}, "embedding_similarity", settings)
+    # candidates that were not reciprocal, where a group explains it: a picture with many
+    # copies has them for its nearest neighbours, and they outrank the one copy left
+    search.judge_identity(search.beside_groups(identity.others))
+    search.judge_views(search.beside_groups(views.others), "view_similarity", settings)
     # last, and only for the images every search above left alone
     alone = {k for k, row in enumerate(rows) if not search.linked.has(row.digest)}
     spectrum = spectrum_candidates(
         rows, settings, alone, workers=workers, invariant=judge.invariant
     )
-    search.judge_views(spectrum, "spectrum_similarity", settings)
+    search.judge_views(spectrum.reciprocal, "spectrum_similarity", settings)
+    search.judge_views(search.beside_groups(spectrum.others), "spectrum_similarity", settings)
     return [search.found[k] for k in sorted(search.found)]
 
 
@@ -911,16 +955,14 @@ def _views(
     vectors: np.ndarray,
     workers: int | None,
     judge: PairJudge,
-) -> Candidates:
+) -> Found:
     if not (settings.geometric or settings.mirror):
-        return {}
+        return Found({}, {})
     found = view_candidates(
         rows, settings, vectors=vectors, workers=workers, fill_angle=judge.fill_angle
     )
     if settings.geometric:
-        for key, (view, sim) in window_candidates(rows, settings, vectors, workers).items():
-            if key not in found or found[key][1] < sim:
-                found[key] = (view, sim)
+        found = found.merge(window_candidates(rows, settings, vectors, workers))
     return found
 
 
@@ -929,7 +971,7 @@ def window_candidates(
     settings: MatchSettings,
     vectors: np.ndarray,
     workers: int | None = None,
-) -> Candidates:
+) -> Found:
     """Strong crops: each image's descriptor (and mirrored one) against the descriptors
     of windows of every other image (:func:`lookalike.features.window_descriptors`), the
     ``view_neighbours`` nearest images kept (views ``window``, ``mirror window``).
@@ -942,25 +984,50 @@ def window_candidates(
     queries = [("window", vectors)]
     if settings.mirror:
         queries.append(("mirror window", mirror_descriptor(vectors)))
-    best: dict[tuple[int, int], tuple[str, float]] = {}
+    bars = _window_bars(vectors, windows, settings, queries, workers)
+    best: dict[tuple[int, int], tuple[str, float, int]] = {}  # -> view, similarity, window
     for view, q in queries:
         qi, bj, sims = knn_between(q, base, k=per_image * (settings.view_neighbours + 1),
                                    min_similarity=settings.min_view_similarity,
                                    workers=workers)  # fmt: skip
-        for i, j, sim in zip(qi.tolist(), (bj // per_image).tolist(), sims.tolist(), strict=True):
+        for i, row, sim in zip(qi.tolist(), bj.tolist(), sims.tolist(), strict=True):
+            j = row // per_image
             if i != j and ((i, j) not in best or best[(i, j)][1] < sim):
-                best[(i, j)] = (view, float(sim))
+                best[(i, j)] = (view, float(sim), row)
     nearest: dict[int, list[tuple[float, int]]] = {}
-    for (i, j), (_, sim) in best.items():
+    for (i, j), (_, sim, _) in best.items():
         nearest.setdefault(i, []).append((-sim, j))
-    out: Candidates = {}
+    out = Found({}, {})
     for i, found in nearest.items():
         for _, j in sorted(found)[: settings.view_neighbours]:
-            view, sim = best[(i, j)]
+            view, sim, row = best[(i, j)]
+            reciprocal = sim >= bars[row] or sim >= settings.sure_similarity
             key = (min(i, j), max(i, j))
-            if key not in out or out[key][1] < sim:
-                out[key] = (view, sim)
-    return out
+            into = out.reciprocal if reciprocal else out.others
+            if key not in into or into[key][1] < sim:
+                into[key] = (view, sim)
+    return Found(out.reciprocal, {k: v for k, v in out.others.items() if k not in out.reciprocal})
+
+
+def _window_bars(
+    vectors: np.ndarray,
+    windows: np.ndarray,
+    settings: MatchSettings,
+    queries: list[tuple[str, np.ndarray]],
+    workers: int | None,
+) -> np.ndarray:
+    """Per window (rows of ``windows`` flattened), the similarity of the
+    ``mutual_neighbours``-th nearest other image (plain or mirrored): a window candidate
+    reaching it is reciprocal. ``-inf`` everywhere when reciprocity is not asked for."""
+    n, per_image = windows.shape[:2]
+    if settings.mutual_neighbours <= 0 or n < 2:
+        return np.full(n * per_image, -np.inf, np.float32)
+    q = np.vstack([v for _, v in queries]).astype(np.float32)
+    q_owner = np.tile(np.arange(n), len(queries))
+    base = windows.reshape(-1, windows.shape[2]).astype(np.float32)
+    base_owner = np.repeat(np.arange(n), per_image)
+    return reciprocal_bars(q, q_owner, base, base_owner, settings.mutual_neighbours,
+                           workers=workers)  # fmt: skip
 
 
 def _orientation(view: str) -> bool | None:
@@ -1032,6 +1099,21 @@ class _Search:
     def accept(self, key: tuple[str, str], pair: DigestPair) -> None:
         self.found[key] = pair
         self.linked.link(*key)
+
+    def beside_groups(self, candidates: Candidates) -> Candidates:
+        """The candidates with an image in a group by now, other than the group of the
+        other image (if any)."""
+        out: Candidates = {}
+        for (i, j), found in candidates.items():
+            a, b = self.rows[i].digest, self.rows[j].digest
+            if (self.linked.has(a) or self.linked.has(b)) and not self.linked.same(a, b):
+                out[(i, j)] = found
+        return out
+
+    def judge_identity(self, candidates: Candidates) -> None:
+        """Whole-picture checks of identity candidates."""
+        self.expect(len(candidates))
+        self.judge_all(candidates, "descriptor_similarity", geometric=False)
 
     def judge_views(self, candidates: Candidates, label: str, settings: MatchSettings) -> None:
         """Judge view-like candidates: the pairs still unlinked, screened together (or
@@ -1164,7 +1246,7 @@ def view_candidates(
     vectors: np.ndarray | None = None,
     workers: int | None = None,
     fill_angle: Callable[[str], float | None] | None = None,
-) -> Candidates:
+) -> Found:
     """Pairs close in the global or the centre descriptor, plain or mirrored.
 
     ``fill_angle`` (digest -> :func:`fill_rotation` angle) lets a caller share its cache.
@@ -1195,14 +1277,18 @@ def view_candidates(
         ("centre", centres),
     )
     out: Candidates = {}
+    strong: set[tuple[int, int]] = set()
     flips: dict[tuple[int, int], set[bool]] = {}
     for name, x in searches:
         owner = np.concatenate([np.arange(n), extra]) if name == "global" else np.arange(n)
         m = len(x)
         both = np.vstack([x, mirror_descriptor(x)]) if settings.mirror else x
         k = settings.view_neighbours * (2 if settings.mirror else 1) + 1
-        pairs = _self_pairs(both, k, settings.min_view_similarity, workers)
-        for (p, q), (_, sim) in pairs.items():
+        found = _self_pairs(both, k, settings.min_view_similarity, workers, settings,
+                            entries_per_image=2 if settings.mirror else 1)  # fmt: skip
+        pairs = [(pq, v, True) for pq, v in found.reciprocal.items()]
+        pairs += [(pq, v, False) for pq, v in found.others.items()]
+        for (p, q), (_, sim), reciprocal in pairs:
             i, j = int(owner[p % m]), int(owner[q % m])
             if i == j:
                 continue
@@ -1211,13 +1297,16 @@ def view_candidates(
             key = (min(i, j), max(i, j))
             label = f"mirror {view}" if flipped else view
             flips.setdefault(key, set()).add(flipped)
+            if reciprocal:
+                strong.add(key)
             if key not in out or out[key][1] < sim:
                 out[key] = (label, sim)
     for key, seen in flips.items():  # close both ways (a symmetric picture): try both
         if len(seen) == 2:
             label, sim = out[key]
             out[key] = (_EITHER_WAY.format(label.removeprefix("mirror ")), sim)
-    return out
+    return Found({k: v for k, v in out.items() if k in strong},
+                 {k: v for k, v in out.items() if k not in strong})  # fmt: skip
 
 
 def identity_candidates(
@@ -1226,7 +1315,7 @@ def identity_candidates(
     *,
     workers: int | None = None,
     extra: dict[int, np.ndarray] | None = None,
-) -> Candidates:
+) -> Found:
     """The ``neighbours`` nearest descriptors of every image, in any orientation.
 
     Each descriptor enters the index in its canonical orientation
@@ -1248,13 +1337,20 @@ def identity_candidates(
         vectors = all_orientations(vectors)[entry_of, which]
         image_of = image_of[entry_of]
     more = 0 if len(image_of) == len(set(image_of.tolist())) else 2  # an image's other entries
-    out: Candidates = {}
-    for (p, q), (label, sim) in _self_pairs(vectors, k + more, bar, workers).items():
-        i, j = int(image_of[p]), int(image_of[q])
-        key = (min(i, j), max(i, j))
-        if i != j and (key not in out or out[key][1] < sim):
-            out[key] = (label, sim)
-    return out
+    found = _self_pairs(vectors, k + more, bar, workers, settings, entries_per_image=1 + more // 2)
+
+    def by_image(entries: Candidates) -> Candidates:
+        out: Candidates = {}
+        for (p, q), (label, sim) in entries.items():
+            i, j = int(image_of[p]), int(image_of[q])
+            key = (min(i, j), max(i, j))
+            if i != j and (key not in out or out[key][1] < sim):
+                out[key] = (label, sim)
+        return out
+
+    strong = by_image(found.reciprocal)
+    weak = {key: v for key, v in by_image(found.others).items() if key not in strong}
+    return Found(strong, weak)
 
 
 def spectrum_candidates(
@@ -1264,7 +1360,7 @@ def spectrum_candidates(
     *,
     workers: int | None = None,
     invariant: Callable[[ImageRow], np.ndarray] | None = None,
-) -> Candidates:
+) -> Found:
     """The ``spectrum_neighbours`` nearest by :func:`invariant_descriptor` of the images
     in ``alone`` (view ``spectrum``).
 
@@ -1274,7 +1370,7 @@ def spectrum_candidates(
     (``alone``): the others are in their group already.
     """
     if not (alone and settings.geometric and settings.spectrum_neighbours > 0 and len(rows) > 1):
-        return {}
+        return Found({}, {})
     describe = invariant or (lambda r: invariant_descriptor(r.features.thumb, r.width, r.height))
     vectors = np.stack(
         [
@@ -1282,27 +1378,50 @@ def spectrum_candidates(
             for row in rows
         ]  # fmt: skip
     )
-    pairs = _self_pairs(vectors, settings.spectrum_neighbours, -1.0, workers)
-    return {
-        key: (_EITHER_WAY.format("spectrum"), sim)
-        for key, (_, sim) in pairs.items()
-        if key[0] in alone or key[1] in alone
-    }
+    found = _self_pairs(vectors, settings.spectrum_neighbours, -1.0, workers, settings)
+
+    def of_alone(pairs: Candidates) -> Candidates:
+        return {
+            key: (_EITHER_WAY.format("spectrum"), sim)
+            for key, (_, sim) in pairs.items()
+            if key[0] in alone or key[1] in alone
+        }
+
+    return Found(of_alone(found.reciprocal), of_alone(found.others))
 
 
 _EITHER_WAY = "{}, plain or mirror"
 
 
 def _self_pairs(
-    vectors: np.ndarray, k: int, min_similarity: float, workers: int | None
-) -> Candidates:
+    vectors: np.ndarray,
+    k: int,
+    min_similarity: float,
+    workers: int | None,
+    settings: MatchSettings | None = None,
+    *,
+    entries_per_image: int = 1,
+) -> Found:
+    """The ``k`` nearest rows of every row, split by reciprocity when ``settings`` ask for
+    it (:class:`Found`; an image's ``entries_per_image`` rows count as one neighbour)."""
     if len(vectors) < 2:
-        return {}
-    cand = knn_pairs(vectors, k=k, min_similarity=min_similarity, workers=workers)
-    out: Candidates = {}
-    for i, j, sim in zip(cand.i.tolist(), cand.j.tolist(), cand.score.tolist(), strict=True):
-        out[(min(i, j), max(i, j))] = ("descriptor", float(sim))
-    return out
+        return Found({}, {})
+    mutual = 0
+    if settings is not None and settings.mutual_neighbours > 0:
+        mutual = settings.mutual_neighbours * entries_per_image + entries_per_image - 1
+    cand = knn_pairs(vectors, k=k, min_similarity=min_similarity, workers=workers,
+                     mutual=mutual)  # fmt: skip
+    sure = settings.sure_similarity if settings is not None else math.inf
+    strong = (
+        np.ones(len(cand), bool)
+        if cand.reciprocal is None
+        else cand.reciprocal | (cand.score >= sure)
+    )
+    found = Found({}, {})
+    for i, j, sim, ok in zip(cand.i.tolist(), cand.j.tolist(), cand.score.tolist(),
+                             strong.tolist(), strict=True):  # fmt: skip
+        (found.reciprocal if ok else found.others)[(min(i, j), max(i, j))] = ("descriptor", sim)
+    return found
 
 
 def _max_thumb_difference(ra: ImageRow, rb: ImageRow) -> int:
