@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -307,3 +309,28 @@ def test_spectrum_candidates_are_asked_only_for_images_left_alone(benchdata) -> 
     found = spectrum_candidates(rows, settings, {5}).reciprocal
     assert (0, 5) in found and all(5 in pair for pair in found)
     assert found[(0, 5)][0].endswith("plain or mirror")  # mirroring does not move it
+
+
+def test_a_strong_crop_is_found_only_by_the_search_for_one_picture_inside_the_other(
+    benchdata,
+) -> None:
+    """Candidates close as whole pictures skip that search (``crops=False``); a later
+    check that asks for it runs it, although the pair's geometry was tried already."""
+    from lookalike.matching import PairJudge
+
+    photo = _real_photos(benchdata, 6)[5]  # where the screen fails on this crop
+    w, h = photo.size
+    crop = photo.crop((w // 10, h // 8, w // 10 + int(w * 0.72), h // 8 + int(h * 0.72)))
+    rows = [
+        ImageRow(str(k), img.width, img.height, "JPEG", False, None, 1,
+                 compute_features(_gray(img)))
+        for k, img in enumerate([photo, crop])
+    ]  # fmt: skip
+    judge = PairJudge(rows, MatchSettings(), {}, lambda d: None, workers=1)
+
+    assert judge.judge("0", "1", mirror=False, crops=False) is None
+    tried = json.loads(judge.new[("0", "1")][2])
+    assert tried["geometry"]["reason"] == "spectra differ" and "crop search" not in tried["tried"]
+    found = judge.judge("0", "1", mirror=False)
+    assert found is not None and found.evidence["method"] == "geometry"
+    assert 0.47 < min(found.evidence["overlap"]) < 0.57

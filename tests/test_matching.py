@@ -118,7 +118,7 @@ def test_pairs_of_a_task_lost_on_the_workers_are_checked_here(augmented, tmp_pat
 def test_a_task_that_fails_on_a_worker_leaves_its_pairs_to_the_caller(tmp_path) -> None:
     from lookalike.matching import JudgeTask, judge_batch
 
-    task = JudgeTask(MatchSettings(), (("a", "b", False, None),), {}, ("a", "b"), (),
+    task = JudgeTask(MatchSettings(), (("a", "b", False, None, True),), {}, ("a", "b"), (),
                      str(tmp_path / "no-such-store.db"))  # fmt: skip
     assert judge_batch(task) == []
 

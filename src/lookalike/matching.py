@@ -42,6 +42,7 @@ import numpy as np
 from .executors import Executor, default_workers
 from .features import (
     DESCRIPTOR_DIM,
+    THUMB_PX,
     Features,
     Trimmed,
     centre_descriptor,
@@ -92,7 +93,7 @@ from .verify import (
 
 logger = logging.getLogger(__name__)
 
-MATCH_VERSION = 8  # bump when verdicts computed by older code must not be reused
+MATCH_VERSION = 9  # bump when verdicts computed by older code must not be reused
 
 
 @dataclass(frozen=True)
@@ -369,14 +370,22 @@ class PairJudge:
             self._screens[(a, b)] = {m: next(screens) for m in ms}
 
     def judge(
-        self, a: str, b: str, *, geometric: bool = True, mirror: bool | None = None
+        self,
+        a: str,
+        b: str,
+        *,
+        geometric: bool = True,
+        mirror: bool | None = None,
+        crops: bool = True,
     ) -> DigestPair | None:
         """Return the pair when ``a`` and ``b`` are duplicates, else ``None``.
 
         ``geometric=False`` checks the whole pictures only; the default also tries to
         align crops and rotations. ``mirror`` limits the checks to one orientation
         (``True``: mirrored only, ``False``: plain only); ``None`` tries both (when mirror
-        images are looked for at all). Steps already tried for the pair are not repeated.
+        images are looked for at all). ``crops=False`` aligns only what the Fourier-Mellin
+        screen can (no search for one picture inside the other). Steps already tried for
+        the pair are not repeated.
         """
         a, b = sorted((a, b))
         ra, rb = self.rows[a], self.rows[b]
@@ -384,7 +393,9 @@ class PairJudge:
         if twins is not None:
             self.frames.link(a, b, 0)
             return DigestPair(a, b, "pixel", 1.0, {"method": twins})
-        accepted, score, evidence_json = self.verdict(a, b, geometric=geometric, mirror=mirror)
+        accepted, score, evidence_json = self.verdict(
+            a, b, geometric=geometric, mirror=mirror, crops=crops
+        )
         if not accepted:
             return None
         evidence = json.loads(evidence_json)
@@ -395,16 +406,24 @@ class PairJudge:
             return DigestPair(a, b, "pixel", 1.0, {"method": "pixel digest"})
         return DigestPair(a, b, relation, score, evidence)
 
-    def verdict(self, a: str, b: str, *, geometric: bool = True, mirror: bool | None = None) -> Hit:
+    def verdict(
+        self,
+        a: str,
+        b: str,
+        *,
+        geometric: bool = True,
+        mirror: bool | None = None,
+        crops: bool = True,
+    ) -> Hit:
         """The cached ``(accepted, score, evidence JSON)`` of a sorted pair, running the
         steps ``judge`` asks for that were not tried yet (no pixel or stream digests)."""
         hit = self._hit(a, b)
         # two pictures already linked in some orientation (through other pairs) are
         # aligned in that orientation's quarter turn
         turn = (self.frames.between(a, b) or 0) % 4 if geometric and self.settings.turns else 0
-        if self._needs(hit, geometric=geometric, mirror=mirror, turn=turn):
+        if self._needs(hit, geometric=geometric, mirror=mirror, turn=turn, crops=crops):
             previous = None if hit is None else json.loads(hit[2])
-            steps = self._steps(geometric=geometric, mirror=mirror, turn=turn)
+            steps = self._steps(geometric=geometric, mirror=mirror, turn=turn, crops=crops)
             verdict = self._verify(a, b, steps, previous, hit[1] if hit else 0.0, turn)
             hit = (verdict.accepted, verdict.score, json.dumps(verdict.evidence, sort_keys=True))
             self._keep(a, b, hit)
@@ -421,14 +440,20 @@ class PairJudge:
         return self.new.get((a, b)) or self.cached.get((a, b))
 
     def _needs(
-        self, hit: Hit | None, *, geometric: bool, mirror: bool | None, turn: int = 0
+        self,
+        hit: Hit | None,
+        *,
+        geometric: bool,
+        mirror: bool | None,
+        turn: int = 0,
+        crops: bool = True,
     ) -> bool:
         """Whether a pair with this cached verdict still has steps to run."""
         if hit is None:
             return True
         if hit[0]:
             return False
-        steps = self._steps(geometric=geometric, mirror=mirror, turn=turn)
+        steps = self._steps(geometric=geometric, mirror=mirror, turn=turn, crops=crops)
         return not steps <= set(json.loads(hit[2]).get("tried", []))
 
     def prejudge(self, asks: Sequence[JudgeAsk], executor: Executor) -> None:
@@ -442,14 +467,14 @@ class PairJudge:
         """
         todo: list[JudgeAsk] = []
         seen: set[tuple[str, str]] = set()
-        for a, b, geometric, mirror in asks:
+        for a, b, geometric, mirror, crops in asks:
             a, b = sorted((a, b))
             if (a, b) in seen or _twins(self.rows[a], self.rows[b]) is not None:
                 continue
-            if not self._needs(self._hit(a, b), geometric=geometric, mirror=mirror):
+            if not self._needs(self._hit(a, b), geometric=geometric, mirror=mirror, crops=crops):
                 continue
             seen.add((a, b))
-            todo.append((a, b, geometric, mirror))
+            todo.append((a, b, geometric, mirror, crops))
         if not todo:
             return
         # a few large runs of neighbouring pairs per worker: each worker prepares few
@@ -462,12 +487,14 @@ class PairJudge:
                 self._keep(a, b, hit)
 
     def _task(self, asks: list[JudgeAsk]) -> JudgeTask:
-        digests = tuple(sorted({d for a, b, _, _ in asks for d in (a, b)}))
-        previous = {(a, b): hit for a, b, _, _ in asks if (hit := self._hit(a, b)) is not None}
+        digests = tuple(sorted({d for a, b, *_ in asks for d in (a, b)}))
+        previous = {(a, b): hit for a, b, *_ in asks if (hit := self._hit(a, b)) is not None}
         rows = () if self.store_path else tuple(self.rows[d] for d in digests)
         return JudgeTask(self.settings, tuple(asks), previous, digests, rows, self.store_path)
 
-    def _steps(self, *, geometric: bool, mirror: bool | None, turn: int = 0) -> set[str]:
+    def _steps(
+        self, *, geometric: bool, mirror: bool | None, turn: int = 0, crops: bool = True
+    ) -> set[str]:
         plain = mirror is not True
         flipped = self.settings.mirror and mirror is not False
         # a view candidate (mirror given) that is a plain whole-picture duplicate is also
@@ -476,8 +503,10 @@ class PairJudge:
         if flipped:
             steps.add("mirror")
         if geometric and self.settings.geometric:
-            steps |= {_geometry_step(m, turn) for m, wanted in ((False, plain), (True, flipped))
-                      if wanted}  # fmt: skip
+            wanted = [m for m, want in ((False, plain), (True, flipped)) if want]
+            steps |= {_geometry_step(m, turn) for m in wanted}
+            if crops:
+                steps |= {_crop_step(m, turn) for m in wanted}
         return steps
 
     def _verify(
@@ -526,14 +555,20 @@ class PairJudge:
                 v = self._verify_trimmed(a, b, mirrored=flip)
                 if v is not None and v.accepted:
                     return done(v, "mirror" if flip else "near")
+        # an orientation whose screen was tried without the crop search, asked with it
+        # now, is aligned again with it
         todo = [
             m
             for m in (False, True)
-            if (step := _geometry_step(m, turn)) in steps and step not in tried
-        ]
+            if any(step in steps and step not in tried
+                   for step in (_geometry_step(m, turn), _crop_step(m, turn)))
+        ]  # fmt: skip
         if todo and not (fa.is_flat or fb.is_flat):
+            crops = any(_crop_step(m, turn) in steps for m in todo)
             tried.update(_geometry_step(m, turn) for m in todo)
-            found = self._verify_geometry(a, b, todo, turn)
+            if crops:
+                tried.update(_crop_step(m, turn) for m in todo)
+            found = self._verify_geometry(a, b, todo, turn, crops=crops)
             if found.accepted or found.score > best.score:
                 return done(
                     found, "mirror" if found.evidence["method"].startswith("mirror") else "near"
@@ -590,11 +625,13 @@ class PairJudge:
         return [int(group[k]) for k in order if k == 0 or similarity[k] >= bar]
 
     def _verify_geometry(
-        self, a: str, b: str, orientations: list[bool], turn: int = 0
+        self, a: str, b: str, orientations: list[bool], turn: int = 0, *, crops: bool = True
     ) -> Verdict:
         """Screen the orientations, align the better one, compare inside the overlap.
 
-        ``b`` is turned by ``turn`` quarter turns first (then mirrored or not)."""
+        ``b`` is turned by ``turn`` quarter turns first (then mirrored or not). When the
+        screen finds no rotation and scale, one picture is looked for inside the other
+        (``crops``) or the pair is rejected."""
         cached = self._screens.pop((a, b), {}) if turn == 0 else {}
         missing = [m for m in orientations if m not in cached]
         if missing:
@@ -614,8 +651,8 @@ class PairJudge:
         if screen.response < limits.min_response and not filled:
             # a strong crop keeps too little of the spectrum: look for one picture inside
             # the other instead
-            self.stats["crop searched"] += 1
-            for m in ranked:
+            self.stats["crop searched"] += int(crops)
+            for m in ranked if crops else []:
                 alignment = self._align_crop(a, b, turn, m)
                 if alignment is not None:
                     mirror, method = m, "mirror geometry" if m else "geometry"
@@ -695,8 +732,9 @@ def _twins(ra: ImageRow, rb: ImageRow) -> str | None:
     return None
 
 
-JudgeAsk = tuple[str, str, bool, "bool | None"]
-"""``(a, b, geometric, mirror)``: a pair and the checks :meth:`PairJudge.judge` asks of it."""
+JudgeAsk = tuple[str, str, bool, "bool | None", bool]
+"""``(a, b, geometric, mirror, crops)``: a pair and the checks :meth:`PairJudge.judge`
+asks of it."""
 
 
 @dataclass(frozen=True)
@@ -728,8 +766,11 @@ def judge_batch(task: JudgeTask) -> list[tuple[str, str, Hit]]:
             stored = _worker_store(task.store_path).load_images(missing)
             judge.rows.update((row.digest, row) for row in stored)
         judge.cached, judge.new = dict(task.previous), {}
-        judge.screen_many([(a, b, m) for a, b, geometric, m in task.asks if geometric])
-        return [(a, b, judge.verdict(a, b, geometric=g, mirror=m)) for a, b, g, m in task.asks]
+        judge.screen_many([(a, b, m) for a, b, geometric, m, _ in task.asks if geometric])
+        return [
+            (a, b, judge.verdict(a, b, geometric=g, mirror=m, crops=c))
+            for a, b, g, m, c in task.asks
+        ]
     except Exception as exc:  # noqa: BLE001 - the caller verifies these pairs instead
         logger.warning("Pair checks failed on a worker (%s: %s); checking them here.",
                        type(exc).__name__, exc)  # fmt: skip
@@ -772,6 +813,13 @@ _DEFAULT_WORKERS = 8  # ... when the executor does not say how many workers it h
 _MIN_JUDGE_TASK = 16  # pairs
 _WORKER_ROWS = 50_000  # images a worker's judge holds before it starts afresh (~1 GB)
 _GEOMETRY_STEPS = frozenset({"geometry", "mirror geometry"})
+
+
+def _crop_step(mirror: bool, turn: int) -> str:
+    """The name a verdict records for the search of one picture inside the other (``crop
+    search``, ``mirror crop search``; ``... turn 1``... when ``b`` was turned first)."""
+    name = "mirror crop search" if mirror else "crop search"
+    return f"{name} turn {turn}" if turn else name
 
 
 def _geometry_step(mirror: bool, turn: int) -> str:
@@ -1030,6 +1078,15 @@ def _window_bars(
                            workers=workers)  # fmt: skip
 
 
+def _crops(view: str) -> bool:
+    """Whether a candidate's search calls for looking for one picture inside the other:
+    not for pictures close as a whole (``global``, ``upright``), since a crop that keeps
+    their descriptors close keeps enough of the spectrum for the screen, while a strong
+    crop is a candidate of the window and centre searches."""
+    base = view.removesuffix(_EITHER_WAY.format("")).removeprefix("mirror ")
+    return base not in ("global", "upright")
+
+
 def _orientation(view: str) -> bool | None:
     """Which orientation a candidate's search suggests (``None``: both)."""
     if view.endswith(_EITHER_WAY.format("")):
@@ -1110,6 +1167,13 @@ class _Search:
                 out[(i, j)] = found
         return out
 
+    def crops(self, i: int, j: int, view: str) -> bool:
+        """Whether to look for one picture inside the other when the screen fails: for the
+        candidates of searches made for crops (:func:`_crops`), and for small pictures
+        (below the thumbnail size the screen has too few pixels to go by)."""
+        small = min(max(self.rows[k].width, self.rows[k].height) for k in (i, j)) < THUMB_PX
+        return small or _crops(view)
+
     def judge_identity(self, candidates: Candidates) -> None:
         """Whole-picture checks of identity candidates."""
         self.expect(len(candidates))
@@ -1131,14 +1195,14 @@ class _Search:
         if not candidates:
             return
         tries = settings.group_pair_tries
-        todo = [(key, _orientation(view), _rank_key(self.ranks, i, j))
+        todo = [(key, _orientation(view), self.crops(i, j, view), _rank_key(self.ranks, i, j))
                 for (i, j), key, view, _ in self.geometric_order(candidates, tries)]  # fmt: skip
-        todo.sort(key=lambda t: t[2])
+        todo.sort(key=lambda t: t[3])
         self.expect(len(todo))
         if self.executor is not None:
-            self.judge.prejudge([(*key, True, m) for key, m, _ in todo], self.executor)
+            self.judge.prejudge([(*key, True, m, c) for key, m, c, _ in todo], self.executor)
         else:
-            self.judge.screen_many([(*key, m) for key, m, _ in todo])
+            self.judge.screen_many([(*key, m) for key, m, _, _ in todo])
         self.judge_all(candidates, label, geometric=True, group_pair_tries=tries, planned=len(todo))
 
     def judge_all(
@@ -1166,12 +1230,15 @@ class _Search:
             order = sorted(candidates, key=lambda ij: (_rank_key(self.ranks, *ij), ij))
             todo = [(ij, _digest_pair(self.rows, *ij), *candidates[ij]) for ij in order]
             if self.executor is not None:
-                asks = [(*k, False, _orientation(v)) for _, k, v, _ in todo if k not in self.found]
+                asks = [(*k, False, _orientation(v), self.crops(*ij, v))
+                        for ij, k, v, _ in todo if k not in self.found]  # fmt: skip
                 self.judge.prejudge(asks, self.executor)
         end = self.done + (len(candidates) if planned is None else planned)
-        for _, key, view, sim in todo:
+        for ij, key, view, sim in todo:
             if key not in self.found:
-                pair = self.judge.judge(*key, geometric=geometric, mirror=_orientation(view))
+                mirror = _orientation(view)
+                crops = self.crops(*ij, view)
+                pair = self.judge.judge(*key, geometric=geometric, mirror=mirror, crops=crops)
                 if pair is not None:
                     pair.evidence.setdefault(label, round(float(sim), 4))
                     if label == "view_similarity":
