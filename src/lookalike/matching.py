@@ -113,7 +113,7 @@ class MatchSettings:
     # it is at least ``sure_similarity`` similar; the others only when one of the two has
     # a group by then (see ``find_pairs``). Where many pictures look alike, that drops the
     # look-alikes every image has and keeps the copy that stands out from them
-    mutual_neighbours: int = 5  # 0: every candidate is checked
+    mutual_neighbours: int = 3  # 0: every candidate is checked
     sure_similarity: float = 0.97
     group_pair_tries: int = 3  # geometric checks between two groups found already, per pair
     verify: VerifySettings = VerifySettings()
