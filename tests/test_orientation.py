@@ -169,3 +169,25 @@ def test_a_letterboxed_copy_joins_a_turned_keeper_through_its_orientation(
     group = result.groups[0]
     assert Path(group.keeper).name == "turned.png"
     assert sorted(Path(m.path).name for m in group.members) == ["letterbox.jpg", "original.jpg"]
+
+
+@pytest.mark.parametrize("o", range(1, ORIENTATIONS))
+def test_a_turned_copy_is_checked_in_the_orientation_its_descriptor_is_closest_in_only(
+    o: int,
+) -> None:
+    from lookalike.features import compute_features
+    from lookalike.matching import PairJudge
+    from lookalike.store import ImageRow
+
+    photo, _ = make_photo(rng=3, size=(320, 240))
+    turned = photo.transpose(METHODS[o])
+    rows = [
+        ImageRow(name, img.width, img.height, "JPEG", False, None, 1, compute_features(_gray(img)))
+        for name, img in (("a", photo), ("b", turned))
+    ]
+    judge = PairJudge(rows, MatchSettings(), {}, lambda d: None, workers=1)
+
+    pair = judge.judge("a", "b", geometric=False)
+
+    assert pair is not None and pair.evidence["orientation"] == NAMES[inverse(o)]
+    assert judge.stats["identity"] == 1  # one whole-picture check, not one per orientation
